@@ -1,0 +1,35 @@
+# The test command named in README: installs what the tests need (npm
+# packages, Debian's chromium when run as root) and runs every test.
+.PHONY: test test-go test-e2e deps fuzz bench build run vet
+
+GO ?= go
+
+build:
+	$(GO) build -o bin/reverb ./cmd/reverb
+
+run:
+	$(GO) run ./cmd/reverb start
+
+deps:
+	bash scripts/test-deps.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+
+test: deps vet test-go test-e2e
+
+test-go:
+	$(GO) test -race -shuffle=on -count=1 ./...
+
+test-e2e:
+	cd e2e && npm test
+
+# Short fuzzing of every fuzz target (seed corpora run in `make test` too).
+fuzz:
+	$(GO) test ./wsproto -run='^$$' -fuzz=FuzzReader -fuzztime=20s
+	$(GO) test ./wsproto -run='^$$' -fuzz=FuzzParseRequest -fuzztime=20s
+	$(GO) test ./pusher -run='^$$' -fuzz=FuzzDecode -fuzztime=20s
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./wsproto ./pusher ./hub ./loop

@@ -1,0 +1,24 @@
+package hub
+
+// Broker carries what one node publishes to the other nodes of a cluster.
+// The hub calls it after delivering to local subscribers, so local delivery
+// never waits for the broker. Implementations must not block the caller
+// (queue and return) and may be called from any goroutine.
+type Broker interface {
+	// Publish forwards a channel message: payload is the Pusher JSON
+	// (without WebSocket framing) to deliver to subscribers of channel in app,
+	// except the socket whose id is except. payload is only valid during the
+	// call: copy it before queueing.
+	Publish(appID, channel string, payload []byte, except string)
+	// Terminate asks every other node to close the sockets of userID in app.
+	Terminate(appID, userID string)
+}
+
+// NoBroker is the Broker of a single node: nothing leaves the process.
+type NoBroker struct{}
+
+// Publish does nothing.
+func (NoBroker) Publish(string, string, []byte, string) {}
+
+// Terminate does nothing.
+func (NoBroker) Terminate(string, string) {}

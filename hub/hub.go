@@ -1,0 +1,311 @@
+package hub
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goreverb/reverb/pusher"
+)
+
+// Framer appends a complete server WebSocket text frame holding payload to
+// dst. The loop package supplies it so the hub needs no WebSocket code.
+type Framer func(dst, payload []byte) []byte
+
+// Poster wakes one loop: after Wake the loop must call Local.Drain on its
+// own goroutine soon. Wake is called from any goroutine, possibly with a
+// shard mutex held, so it must not block.
+type Poster interface {
+	Wake()
+}
+
+// Options configure a Hub.
+type Options struct {
+	// Apps is the set of configured apps. Required.
+	Apps *pusher.AppSet
+	// Loops is the number of event loops that will call NewLocal. Required.
+	Loops int
+	// Frame builds WebSocket frames. Required.
+	Frame Framer
+	// Broker reaches other nodes; nil means a single node.
+	Broker Broker
+}
+
+const numShards = 64
+
+// Hub is the node-wide registry. Its exported methods are safe for
+// concurrent use unless stated otherwise.
+type Hub struct {
+	apps   map[*pusher.App]*appState
+	byID   *pusher.AppSet
+	frame  Framer
+	broker Broker
+	locals []*Local
+
+	// clock is the coarse unix time in seconds, advanced by Tick.
+	clock atomic.Int64
+
+	idHigh uint64
+	idSeq  atomic.Uint64
+}
+
+type appState struct {
+	app    *pusher.App
+	conns  atomic.Int64
+	shards [numShards]shard
+}
+
+type shard struct {
+	mu    sync.Mutex
+	chans map[string]*Channel
+}
+
+// New builds a hub with one Local per loop.
+func New(o Options) *Hub {
+	h := &Hub{
+		apps:   make(map[*pusher.App]*appState),
+		byID:   o.Apps,
+		frame:  o.Frame,
+		broker: o.Broker,
+	}
+	if h.broker == nil {
+		h.broker = NoBroker{}
+	}
+	for _, a := range o.Apps.All() {
+		as := &appState{app: a}
+		for i := range as.shards {
+			as.shards[i].chans = make(map[string]*Channel)
+		}
+		h.apps[a] = as
+	}
+	var seed [16]byte
+	_, _ = rand.Read(seed[:])
+	// Socket ids are "<node>.<seq>": a random node part in 1..1e9 keeps ids
+	// of different nodes apart, the counter keeps this node's ids unique.
+	h.idHigh = binary.LittleEndian.Uint64(seed[:8])%1_000_000_000 + 1
+	h.idSeq.Store(binary.LittleEndian.Uint64(seed[8:]) % 1_000_000_000)
+	h.clock.Store(time.Now().Unix())
+	h.locals = make([]*Local, o.Loops)
+	for i := range h.locals {
+		h.locals[i] = newLocal(h, i)
+	}
+	return h
+}
+
+// Local returns the per-loop state of loop i (0 ≤ i < Options.Loops).
+func (h *Hub) Local(i int) *Local { return h.locals[i] }
+
+// Apps returns the configured apps.
+func (h *Hub) Apps() *pusher.AppSet { return h.byID }
+
+// Tick advances the hub's coarse clock to now and evicts expired cache
+// entries. Call it about once a second from one goroutine.
+func (h *Hub) Tick(now time.Time) {
+	sec := now.Unix()
+	prev := h.clock.Swap(sec)
+	if sec/60 != prev/60 {
+		h.evictCaches(sec)
+	}
+}
+
+// Now returns the coarse clock in unix seconds.
+func (h *Hub) Now() int64 { return h.clock.Load() }
+
+func (h *Hub) newSocketID() string {
+	var b [24]byte
+	s := strconv.AppendUint(b[:0], h.idHigh, 10)
+	s = append(s, '.')
+	s = strconv.AppendUint(s, h.idSeq.Add(1)%1_000_000_000_000, 10)
+	return string(s)
+}
+
+func (as *appState) shard(name string) *shard {
+	// FNV-1a: no allocation, good enough spread for 64 shards.
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return &as.shards[h%numShards]
+}
+
+// state returns the app's state; app must come from the hub's AppSet.
+func (h *Hub) state(app *pusher.App) *appState { return h.apps[app] }
+
+// Publish implements pusher.Backend: one frame per channel, encoded once and
+// shared by every receiver on every loop.
+func (h *Hub) Publish(app *pusher.App, channels []string, event string, data []byte, except string) {
+	as := h.state(app)
+	if as == nil {
+		return
+	}
+	var buf []byte
+	for _, name := range channels {
+		if name == "" {
+			continue
+		}
+		buf = pusher.AppendChannelEvent(buf[:0], event, name, data)
+		h.publish(as, name, buf, except, true)
+		h.broker.Publish(app.ID, name, buf, except)
+	}
+}
+
+// PublishRemote delivers a payload that arrived from another node to this
+// node's subscribers. Any goroutine.
+func (h *Hub) PublishRemote(appID, channel string, payload []byte, except string) {
+	app := h.byID.ByID(appID)
+	if app == nil {
+		return
+	}
+	h.publish(h.state(app), channel, payload, except, true)
+}
+
+// publish frames payload once and queues it on every loop with subscribers
+// of the channel. cache says whether a cache channel stores it.
+func (h *Hub) publish(as *appState, name string, payload []byte, except string, cache bool) {
+	sh := as.shard(name)
+	sh.mu.Lock()
+	ch := sh.chans[name]
+	if ch == nil {
+		if !cache || !pusher.ClassifyChannel(name).IsCache() {
+			sh.mu.Unlock()
+			return
+		}
+		// Pusher semantics: an event to an empty cache channel is kept for
+		// the next subscriber (deviation from Reverb, which drops it).
+		ch = newChannel(as, name, len(h.locals))
+		sh.chans[name] = ch
+	}
+	frame := h.frame(make([]byte, 0, len(payload)+14), payload)
+	if cache && ch.typ.IsCache() {
+		ch.cacheFrame = frame
+		ch.cachePayload = frame[len(frame)-len(payload):]
+		ch.cacheAt = h.Now()
+	}
+	h.postLocked(ch, frame, except)
+	sh.mu.Unlock()
+}
+
+// postLocked queues frame to every loop with subscribers of ch (shard held).
+func (h *Hub) postLocked(ch *Channel, frame []byte, except string) {
+	d := delivery{kind: deliverFrame, ch: ch, frame: frame, except: except}
+	for i, n := range ch.perLoop {
+		if n > 0 {
+			h.locals[i].post(d)
+		}
+	}
+}
+
+// Channel implements pusher.Backend.
+func (h *Hub) Channel(app *pusher.App, name string) pusher.ChannelInfo {
+	as := h.state(app)
+	if as == nil {
+		return pusher.ChannelInfo{}
+	}
+	sh := as.shard(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ch := sh.chans[name]
+	if ch == nil {
+		return pusher.ChannelInfo{}
+	}
+	return ch.info(h.Now())
+}
+
+// Channels implements pusher.Backend.
+func (h *Hub) Channels(app *pusher.App, prefix string, visit func(name string, info pusher.ChannelInfo)) {
+	as := h.state(app)
+	if as == nil {
+		return
+	}
+	now := h.Now()
+	type item struct {
+		name string
+		info pusher.ChannelInfo
+	}
+	var items []item
+	for i := range as.shards {
+		sh := &as.shards[i]
+		sh.mu.Lock()
+		for name, ch := range sh.chans {
+			if ch.subs > 0 && len(name) >= len(prefix) && name[:len(prefix)] == prefix {
+				items = append(items, item{name, ch.info(now)})
+			}
+		}
+		sh.mu.Unlock()
+	}
+	for _, it := range items {
+		visit(it.name, it.info)
+	}
+}
+
+// Users implements pusher.Backend.
+func (h *Hub) Users(app *pusher.App, name string, visit func(idJSON []byte)) bool {
+	as := h.state(app)
+	if as == nil {
+		return false
+	}
+	sh := as.shard(name)
+	sh.mu.Lock()
+	ch := sh.chans[name]
+	if ch == nil || ch.subs == 0 {
+		sh.mu.Unlock()
+		return false
+	}
+	ms := ch.orderedMembers(nil)
+	sh.mu.Unlock()
+	for _, m := range ms {
+		visit(m.IDJSON)
+	}
+	return true
+}
+
+// Terminate implements pusher.Backend: every loop closes its sockets of the
+// user; other nodes are asked through the broker.
+func (h *Hub) Terminate(app *pusher.App, userID string) {
+	h.terminateLocal(app, userID)
+	h.broker.Terminate(app.ID, userID)
+}
+
+// TerminateRemote closes this node's sockets of userID on behalf of another node.
+func (h *Hub) TerminateRemote(appID, userID string) {
+	if app := h.byID.ByID(appID); app != nil {
+		h.terminateLocal(app, userID)
+	}
+}
+
+func (h *Hub) terminateLocal(app *pusher.App, userID string) {
+	d := delivery{kind: deliverTerminate, app: app, user: userID}
+	for _, l := range h.locals {
+		if l.bound.Load() {
+			l.post(d)
+		}
+	}
+}
+
+// Connections implements pusher.Backend.
+func (h *Hub) Connections(app *pusher.App) int {
+	if as := h.state(app); as != nil {
+		return int(as.conns.Load())
+	}
+	return 0
+}
+
+func (h *Hub) evictCaches(now int64) {
+	for _, as := range h.apps {
+		ttl := int64(as.app.CacheTTL / time.Second)
+		for i := range as.shards {
+			sh := &as.shards[i]
+			sh.mu.Lock()
+			for name, ch := range sh.chans {
+				if ch.subs == 0 && ch.cacheFrame != nil && now-ch.cacheAt >= ttl {
+					delete(sh.chans, name)
+				}
+			}
+			sh.mu.Unlock()
+		}
+	}
+}

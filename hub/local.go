@@ -1,0 +1,489 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/goreverb/reverb/pusher"
+)
+
+type deliveryKind uint8
+
+const (
+	deliverFrame deliveryKind = iota
+	deliverTerminate
+)
+
+// delivery is one unit of cross-loop work in a Local's inbox.
+type delivery struct {
+	kind   deliveryKind
+	ch     *Channel
+	frame  []byte
+	except string
+	app    *pusher.App
+	user   string
+}
+
+type userKey struct {
+	as *appState
+	id string
+}
+
+// Local is the hub state of one event loop. Unless a method says "any
+// goroutine", it must only be called on its own loop.
+type Local struct {
+	h      *Hub
+	idx    int
+	bound  atomic.Bool
+	poster Poster
+
+	mu        sync.Mutex // guards inbox and scheduled
+	inbox     []delivery
+	scheduled bool
+	spare     []delivery // loop only: the drained batch, reused
+
+	dec     pusher.Decoder
+	tmp     []byte          // payload scratch, reused per message
+	out     []byte          // frames of direct replies; valid until ResetScratch
+	members []pusher.Member // scratch for presence lists
+
+	// users indexes this loop's sockets by user id (signed in, or present on
+	// a presence channel) for terminate_connections. The int counts reasons.
+	users map[userKey]map[*Session]int
+}
+
+func newLocal(h *Hub, idx int) *Local {
+	return &Local{h: h, idx: idx, users: make(map[userKey]map[*Session]int)}
+}
+
+// Bind attaches the loop's Poster. Call once, on the loop, before the first
+// Open; until then the hub never posts to this loop.
+func (l *Local) Bind(p Poster) {
+	l.poster = p
+	l.bound.Store(true)
+}
+
+// Index returns the loop index of l.
+func (l *Local) Index() int { return l.idx }
+
+// post appends d to the inbox and wakes the loop on the first append since
+// the last drain. Any goroutine.
+func (l *Local) post(d delivery) {
+	l.mu.Lock()
+	l.inbox = append(l.inbox, d)
+	wake := !l.scheduled
+	l.scheduled = true
+	l.mu.Unlock()
+	if wake {
+		l.poster.Wake()
+	}
+}
+
+// Drain runs every queued delivery in order. The loop calls it after Wake
+// and flushes its sockets afterwards.
+func (l *Local) Drain() {
+	l.mu.Lock()
+	batch := l.inbox
+	l.inbox = l.spare[:0]
+	l.scheduled = false
+	l.mu.Unlock()
+
+	for i := range batch {
+		d := &batch[i]
+		switch d.kind {
+		case deliverFrame:
+			for s := range d.ch.local[l.idx] {
+				if s.ID != d.except {
+					s.conn.Send(d.frame)
+				}
+			}
+		case deliverTerminate:
+			as := l.h.state(d.app)
+			for s := range l.users[userKey{as, d.user}] {
+				s.conn.Close(d.app.TerminateCode, "Connection terminated by the application")
+			}
+		}
+	}
+	clear(batch) // drop frame and channel references for the GC
+	l.spare = batch[:0]
+}
+
+// ResetScratch forgets the frames of direct replies. The loop calls it
+// after flushing every socket it sent to.
+func (l *Local) ResetScratch() {
+	if cap(l.out) > 1<<20 {
+		l.out = nil
+	}
+	l.out = l.out[:0]
+}
+
+// reply frames payload into the loop's scratch and queues it on s.
+func (l *Local) reply(s *Session, payload []byte) {
+	start := len(l.out)
+	l.out = l.h.frame(l.out, payload)
+	s.conn.Send(l.out[start:len(l.out):len(l.out)])
+}
+
+func (l *Local) sendError(s *Session, e *pusher.Error) {
+	l.tmp = pusher.AppendError(l.tmp[:0], e)
+	l.reply(s, l.tmp)
+}
+
+// Fail sends e as pusher:error and closes the socket with e's code.
+func (l *Local) Fail(s *Session, e *pusher.Error) {
+	l.sendError(s, e)
+	s.conn.Close(e.Code, e.Message)
+}
+
+// reject answers a connection that cannot be established (§2.3): the error
+// message, then a close frame with the same code.
+func (l *Local) reject(c Conn, e *pusher.Error) {
+	l.tmp = pusher.AppendError(l.tmp[:0], e)
+	start := len(l.out)
+	l.out = l.h.frame(l.out, l.tmp)
+	c.Send(l.out[start:len(l.out):len(l.out)])
+	c.Close(e.Code, e.Message)
+}
+
+// Open runs the checks of §2.3 for a socket that just upgraded on path
+// /app/{key} with the given Origin header, and on success initialises s and
+// sends connection_established. On failure it sends the error and closes c,
+// and returns false.
+func (l *Local) Open(s *Session, c Conn, key string, origin []byte) bool {
+	app := l.h.byID.ByKey(key)
+	if app == nil {
+		l.reject(c, pusher.ErrAppNotFound)
+		return false
+	}
+	as := l.h.state(app)
+	if n := as.conns.Add(1); app.MaxConnections > 0 && n > int64(app.MaxConnections) {
+		as.conns.Add(-1)
+		l.reject(c, pusher.ErrOverQuota)
+		return false
+	}
+	if !pusher.OriginAllowed(app.AllowedOrigins, origin) {
+		as.conns.Add(-1)
+		l.reject(c, pusher.ErrOriginNotAllowed)
+		return false
+	}
+	*s = Session{
+		ID:       l.h.newSocketID(),
+		App:      app,
+		LastSeen: l.h.Now(),
+		conn:     c,
+		as:       as,
+		open:     true,
+	}
+	l.tmp = pusher.AppendConnectionEstablished(l.tmp[:0], s.ID, app.ActivityTimeout)
+	l.reply(s, l.tmp)
+	return true
+}
+
+// Closed forgets a socket: every channel is left (presence members removed
+// with member_removed to the others) and the app's connection count drops.
+func (l *Local) Closed(s *Session) {
+	if !s.open {
+		return
+	}
+	for i := len(s.subs) - 1; i >= 0; i-- {
+		l.unsubscribeAt(s, i)
+	}
+	if s.user != "" {
+		l.dropUser(s, s.user)
+	}
+	s.as.conns.Add(-1)
+	s.open = false
+	s.conn = nil
+}
+
+// Message handles one complete inbound data message of s (§3.2). msg is
+// only read during the call.
+func (l *Local) Message(s *Session, msg []byte) {
+	now := l.h.Now()
+	s.Touch(now, false)
+	if rl := &s.App.RateLimit; rl.Enabled {
+		if s.rlCount == 0 || now-s.rlStart >= int64(rl.Decay.Seconds()) {
+			s.rlStart, s.rlCount = now, 0
+		}
+		if s.rlCount >= rl.MaxAttempts {
+			if rl.Terminate {
+				l.Fail(s, pusher.ErrRateLimited)
+			} else {
+				l.sendError(s, pusher.ErrRateLimited)
+			}
+			return
+		}
+		s.rlCount++
+	}
+	m, err := l.dec.Decode(msg)
+	if err != nil {
+		l.sendError(s, pusher.ErrInvalidMessage)
+		return
+	}
+	switch m.Kind {
+	case pusher.KindPing:
+		l.tmp = pusher.AppendPong(l.tmp[:0])
+		l.reply(s, l.tmp)
+	case pusher.KindSubscribe:
+		l.subscribe(s, &m)
+	case pusher.KindUnsubscribe:
+		if i := s.findSub(m.Channel); i >= 0 {
+			l.unsubscribeAt(s, i)
+		}
+	case pusher.KindSignin:
+		l.signin(s, &m)
+	case pusher.KindClientEvent:
+		l.clientEvent(s, &m)
+	}
+}
+
+// SendPusherPing sends {"event":"pusher:ping"} to an idle socket.
+func (l *Local) SendPusherPing(s *Session) {
+	l.tmp = pusher.AppendPing(l.tmp[:0])
+	l.reply(s, l.tmp)
+}
+
+func (l *Local) subscribe(s *Session, m *pusher.Message) {
+	app := s.App
+	typ := pusher.ClassifyChannel(string(m.Channel))
+	switch {
+	case typ.IsReserved():
+		l.sendError(s, pusher.ErrUnauthorized)
+		return
+	case typ.IsUser():
+		if !app.Signin || s.user == "" || string(m.Channel[len(pusher.UserChannelPrefix):]) != s.user {
+			l.sendError(s, pusher.ErrUnauthorized)
+			return
+		}
+	case typ.NeedsAuth():
+		if !pusher.CheckChannelAuth(app.Secret, s.ID, m.Channel, m.ChannelData, m.Auth) {
+			l.sendError(s, pusher.ErrUnauthorized)
+			return
+		}
+	}
+
+	var (
+		uKey  string
+		uJSON []byte
+		info  []byte
+		added []byte // member_added data: the channel_data object
+	)
+	if typ.IsPresence() {
+		if len(m.ChannelData) > 0 {
+			idJSON, id, infoJSON, err := l.dec.ParseChannelData(m.ChannelData)
+			if err == nil && id != "" {
+				uKey = id
+				uJSON = append([]byte(nil), idJSON...)
+				info = append([]byte(nil), infoJSON...)
+				added = m.ChannelData
+			}
+		} else if s.user != "" {
+			// pusher-js with signin may join presence without channel_data:
+			// the signed-in identity stands in (§4.5).
+			uKey = s.user
+			uJSON = pusher.AppendJSONString(nil, []byte(s.user))
+			info = s.userInfo
+			b := append([]byte(`{"user_id":`), uJSON...)
+			b = append(b, `,"user_info":`...)
+			added = append(append(b, info...), '}')
+		}
+	}
+
+	if i := s.findSub(m.Channel); i >= 0 {
+		if s.subs[i].userKey == uKey {
+			// Duplicate subscribe [R]: acknowledge again, change nothing.
+			l.acknowledge(s, s.subs[i].ch, typ)
+			return
+		}
+		// Same socket, other identity: leave as the old user, join as the new.
+		l.unsubscribeAt(s, i)
+	}
+
+	name := string(m.Channel)
+	sh := s.as.shard(name)
+	sh.mu.Lock()
+	ch := sh.chans[name]
+	if ch == nil {
+		ch = newChannel(s.as, name, len(l.h.locals))
+		sh.chans[name] = ch
+	}
+	ch.subs++
+	ch.perLoop[l.idx]++
+	if uKey != "" {
+		mb := ch.members[uKey]
+		if mb == nil {
+			ch.seq++
+			mb = &member{seq: ch.seq, id: uJSON, info: info}
+			if len(mb.info) == 0 {
+				mb.info = []byte("null")
+			}
+			ch.members[uKey] = mb
+			l.tmp = pusher.AppendMemberAdded(l.tmp[:0], ch.name, added)
+			frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
+			// Posted before this socket joins the local set, and excluded
+			// by id anyway: the joiner gets only its subscription_succeeded.
+			l.h.postLocked(ch, frame, s.ID)
+			l.h.broker.Publish(app.ID, ch.name, l.tmp, s.ID)
+		}
+		mb.count++
+	}
+	sh.mu.Unlock()
+
+	if ch.local[l.idx] == nil {
+		ch.local[l.idx] = make(map[*Session]struct{})
+	}
+	ch.local[l.idx][s] = struct{}{}
+	s.subs = append(s.subs, subscription{ch: ch, userKey: uKey, userJSON: uJSON})
+	if uKey != "" {
+		l.addUser(s, uKey)
+	}
+	l.acknowledge(s, ch, typ)
+}
+
+// acknowledge sends subscription_succeeded and, for cache channels, the
+// cached event or pusher:cache_miss.
+func (l *Local) acknowledge(s *Session, ch *Channel, typ pusher.ChannelType) {
+	var cached []byte
+	if typ.IsPresence() || typ.IsCache() {
+		sh := s.as.shard(ch.name)
+		sh.mu.Lock()
+		if typ.IsPresence() {
+			l.members = ch.orderedMembers(l.members[:0])
+			l.tmp = pusher.AppendPresenceSucceeded(l.tmp[:0], ch.name, l.members)
+			clear(l.members)
+		}
+		if typ.IsCache() && ch.cacheValid(l.h.Now()) {
+			cached = ch.cacheFrame
+		}
+		sh.mu.Unlock()
+	}
+	if !typ.IsPresence() {
+		l.tmp = pusher.AppendSubscriptionSucceeded(l.tmp[:0], ch.name)
+	}
+	l.reply(s, l.tmp)
+	if typ.IsCache() {
+		if cached != nil {
+			s.conn.Send(cached)
+		} else {
+			l.tmp = pusher.AppendCacheMiss(l.tmp[:0], ch.name)
+			l.reply(s, l.tmp)
+		}
+	}
+}
+
+// unsubscribeAt removes s from its i-th channel with the side effects of §4.3.
+func (l *Local) unsubscribeAt(s *Session, i int) {
+	sub := s.subs[i]
+	ch := sub.ch
+	delete(ch.local[l.idx], s)
+	if len(ch.local[l.idx]) == 0 {
+		ch.local[l.idx] = nil
+	}
+	sh := s.as.shard(ch.name)
+	sh.mu.Lock()
+	ch.subs--
+	ch.perLoop[l.idx]--
+	if sub.userKey != "" {
+		if mb := ch.members[sub.userKey]; mb != nil {
+			if mb.count--; mb.count <= 0 {
+				delete(ch.members, sub.userKey)
+				l.tmp = pusher.AppendMemberRemoved(l.tmp[:0], ch.name, mb.id)
+				frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
+				l.h.postLocked(ch, frame, s.ID)
+				l.h.broker.Publish(s.App.ID, ch.name, l.tmp, s.ID)
+			}
+		}
+	}
+	if ch.subs == 0 && !ch.cacheValid(l.h.Now()) && sh.chans[ch.name] == ch {
+		delete(sh.chans, ch.name)
+	}
+	sh.mu.Unlock()
+
+	last := len(s.subs) - 1
+	s.subs[i] = s.subs[last]
+	s.subs[last] = subscription{}
+	s.subs = s.subs[:last]
+	if sub.userKey != "" {
+		l.dropUser(s, sub.userKey)
+	}
+}
+
+func (l *Local) signin(s *Session, m *pusher.Message) {
+	app := s.App
+	if !app.Signin {
+		l.sendError(s, pusher.ErrInvalidMessage)
+		return
+	}
+	if !pusher.CheckUserAuth(app.Secret, s.ID, m.UserData, m.Auth) {
+		l.sendError(s, pusher.ErrUnauthorized)
+		return
+	}
+	id, info, err := l.dec.ParseUserData(m.UserData)
+	if err != nil || (s.user != "" && s.user != id) {
+		l.sendError(s, pusher.ErrUnauthorized)
+		return
+	}
+	if s.user == "" {
+		s.user = id
+		s.userInfo = append([]byte(nil), info...)
+		l.addUser(s, id)
+	}
+	l.tmp = pusher.AppendSigninSuccess(l.tmp[:0], m.UserData)
+	l.reply(s, l.tmp)
+}
+
+// clientEvent relays a client-* event (§4.8): never to the sender.
+func (l *Local) clientEvent(s *Session, m *pusher.Message) {
+	app := s.App
+	if app.ClientEvents == pusher.ClientEventsNone {
+		l.sendError(s, pusher.ErrClientEventsOff)
+		return
+	}
+	i := s.findSub(m.Channel)
+	if i < 0 && app.ClientEvents == pusher.ClientEventsMembers {
+		l.sendError(s, pusher.ErrNotMember)
+		return
+	}
+	var uJSON []byte
+	if i >= 0 {
+		uJSON = s.subs[i].userJSON
+	}
+	l.tmp = pusher.AppendClientEvent(l.tmp[:0], string(m.Event), string(m.Channel), m.Data, uJSON)
+	if i >= 0 {
+		ch := s.subs[i].ch
+		sh := s.as.shard(ch.name)
+		sh.mu.Lock()
+		frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
+		l.h.postLocked(ch, frame, s.ID)
+		sh.mu.Unlock()
+		l.h.broker.Publish(app.ID, ch.name, l.tmp, s.ID)
+		return
+	}
+	name := string(m.Channel)
+	l.h.publish(s.as, name, l.tmp, s.ID, false)
+	l.h.broker.Publish(app.ID, name, l.tmp, s.ID)
+}
+
+func (l *Local) addUser(s *Session, id string) {
+	k := userKey{s.as, id}
+	set := l.users[k]
+	if set == nil {
+		set = make(map[*Session]int)
+		l.users[k] = set
+	}
+	set[s]++
+}
+
+func (l *Local) dropUser(s *Session, id string) {
+	k := userKey{s.as, id}
+	set := l.users[k]
+	if set == nil {
+		return
+	}
+	if set[s]--; set[s] <= 0 {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(l.users, k)
+		}
+	}
+}

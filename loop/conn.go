@@ -1,0 +1,279 @@
+package loop
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/goreverb/reverb/hub"
+	"github.com/goreverb/reverb/pusher"
+	"github.com/goreverb/reverb/wsproto"
+)
+
+const (
+	stateHTTP uint8 = iota
+	stateWS
+)
+
+// Slow consumers are closed with a 41xx code: pusher-js reconnects after a
+// back-off instead of immediately (§2.6).
+const (
+	closeSlowConsumer = 4100
+	reasonSlow        = "Over capacity"
+)
+
+// conn is the state of one TCP connection. Loop only.
+type conn struct {
+	hub.Session // valid once the WebSocket is established (Open())
+
+	c     gnet.Conn
+	lc    *loopCtx
+	state uint8
+	rd    wsproto.Reader
+
+	pend      [][]byte // frames queued since the last flush
+	pendBytes int
+	dirty     bool // in lc.dirty
+	closing   bool // close after the next flush; nothing more is sent or read
+	gone      bool // OnClose ran; the gnet.Conn must not be touched
+
+	lastActive int64 // HTTP state: last request activity (coarse seconds)
+	pingedAt   int64
+
+	// timing wheel links
+	tnext, tprev *conn
+	slot         int32
+}
+
+// Send implements hub.Conn.
+func (cn *conn) Send(frame []byte) {
+	if cn.closing || cn.gone {
+		return
+	}
+	lc := cn.lc
+	if cn.state == stateWS && cn.pendBytes+len(frame)+cn.c.OutboundBuffered() > lc.srv.maxOut {
+		if lc.log != nil {
+			lc.log.Debug("slow consumer disconnected", "socket_id", cn.ID, "buffered", cn.c.OutboundBuffered())
+		}
+		cn.closeWith(closeSlowConsumer, reasonSlow)
+		return
+	}
+	if lc.log != nil {
+		lc.logOut(cn, frame)
+	}
+	cn.queue(frame)
+}
+
+func (cn *conn) queue(frame []byte) {
+	cn.pend = append(cn.pend, frame)
+	cn.pendBytes += len(frame)
+	if !cn.dirty {
+		cn.dirty = true
+		cn.lc.dirty = append(cn.lc.dirty, cn)
+	}
+}
+
+// Close implements hub.Conn: a close frame, then the TCP close at flush.
+func (cn *conn) Close(code int, reason string) {
+	if cn.closing || cn.gone {
+		return
+	}
+	cn.closeWith(ws.StatusCode(code), reason)
+}
+
+func (cn *conn) closeWith(code ws.StatusCode, reason string) {
+	lc := cn.lc
+	start := len(lc.buf)
+	if code == ws.StatusNoStatusRcvd {
+		lc.buf = wsproto.AppendFrame(lc.buf, ws.OpClose, nil)
+	} else {
+		lc.buf = wsproto.AppendClose(lc.buf, code, reason)
+	}
+	if lc.log != nil {
+		lc.log.Debug("close", "socket_id", cn.ID, "code", int(code), "reason", reason)
+	}
+	cn.queue(lc.buf[start:len(lc.buf):len(lc.buf)])
+	cn.closing = true
+}
+
+// closeHTTP marks an HTTP connection to close after its queued response.
+func (cn *conn) closeHTTP() {
+	cn.closing = true
+	if !cn.dirty {
+		cn.dirty = true
+		cn.lc.dirty = append(cn.lc.dirty, cn)
+	}
+}
+
+// loopCtx is the state of one event loop. Loop only, except el.
+type loopCtx struct {
+	srv   *Server
+	el    gnet.EventLoop
+	local *hub.Local
+	log   *slog.Logger
+	wheel wheel
+
+	dirty  []*conn
+	buf    []byte // scratch for HTTP responses and control frames; reset at flush
+	apiBuf []byte
+	req    pusher.APIRequest
+
+	drainTask drainTask
+	tickTask  tickTask
+}
+
+func newLoopCtx(s *Server, el gnet.EventLoop, local *hub.Local) *loopCtx {
+	lc := &loopCtx{srv: s, el: el, local: local, log: s.log}
+	lc.wheel.cur = s.hub.Now()
+	lc.drainTask.lc = lc
+	lc.tickTask.lc = lc
+	local.Bind(lc)
+	return lc
+}
+
+// Wake implements hub.Poster: run the inbox drain on this loop. Any goroutine.
+func (lc *loopCtx) Wake() {
+	_ = lc.el.Execute(context.Background(), &lc.drainTask)
+}
+
+type drainTask struct{ lc *loopCtx }
+
+func (t *drainTask) Run(context.Context) error {
+	t.lc.local.Drain()
+	t.lc.flush(nil)
+	return nil
+}
+
+type tickTask struct{ lc *loopCtx }
+
+func (t *tickTask) Run(context.Context) error {
+	lc := t.lc
+	lc.wheel.advance(lc.srv.hub.Now(), lc.expire)
+	lc.flush(nil)
+	return nil
+}
+
+type closeAllTask struct {
+	lc *loopCtx
+	wg *sync.WaitGroup
+}
+
+func (t *closeAllTask) Run(context.Context) error {
+	defer t.wg.Done()
+	lc := t.lc
+	var all []*conn
+	lc.wheel.each(func(cn *conn) { all = append(all, cn) })
+	for _, cn := range all {
+		if cn.state == stateWS {
+			cn.Close(4200, "Server is restarting")
+		} else {
+			cn.closeHTTP()
+		}
+	}
+	lc.flush(nil)
+	return nil
+}
+
+// flush writes every socket's queued frames with one write or writev and
+// closes the sockets marked closing. cur is the connection whose OnTraffic
+// is running (nil elsewhere): gnet closes it when OnTraffic returns Close.
+func (lc *loopCtx) flush(cur *conn) {
+	for i, cn := range lc.dirty {
+		lc.dirty[i] = nil
+		cn.dirty = false
+		if !cn.gone {
+			switch len(cn.pend) {
+			case 0:
+			case 1:
+				_, _ = cn.c.Write(cn.pend[0])
+			default:
+				_, _ = cn.c.Writev(cn.pend)
+			}
+		}
+		clear(cn.pend)
+		cn.pend = cn.pend[:0]
+		if cap(cn.pend) > 64 {
+			cn.pend = nil
+		}
+		cn.pendBytes = 0
+		if cn.closing && !cn.gone && cn != cur {
+			_ = lc.el.Close(cn.c)
+		}
+	}
+	lc.dirty = lc.dirty[:0]
+	if cap(lc.buf) > 1<<20 {
+		lc.buf = nil
+	}
+	lc.buf = lc.buf[:0]
+	lc.local.ResetScratch()
+}
+
+// expire runs the timers of one connection whose wheel slot came due (§7).
+func (lc *loopCtx) expire(cn *conn) {
+	if cn.gone {
+		return
+	}
+	now := lc.wheel.cur
+	s := lc.srv
+	switch {
+	case cn.closing:
+		// A close is already queued; give the flush a chance, then force it.
+		_ = lc.el.Close(cn.c)
+	case cn.state == stateHTTP:
+		if due := cn.lastActive + s.httpSec; now < due {
+			lc.wheel.add(cn, due)
+			return
+		}
+		cn.closeHTTP()
+	case !cn.Open():
+		cn.closeHTTP()
+	default:
+		ss := &cn.Session
+		idleAt := ss.LastSeen + int64(ss.App.PingInterval.Seconds())
+		if now < idleAt {
+			lc.wheel.add(cn, idleAt)
+			return
+		}
+		if !ss.Pinged {
+			ss.Pinged = true
+			cn.pingedAt = now
+			if ss.Control {
+				cn.Send(wsproto.PingFrame)
+			} else {
+				lc.local.SendPusherPing(ss)
+			}
+			lc.wheel.add(cn, now+s.pongSec)
+			return
+		}
+		if due := cn.pingedAt + s.pongSec; now < due {
+			lc.wheel.add(cn, due)
+			return
+		}
+		lc.local.Fail(ss, pusher.ErrPongTimeout)
+		lc.wheel.add(cn, now+1)
+	}
+}
+
+func (lc *loopCtx) logOut(cn *conn, frame []byte) {
+	if cn.state != stateWS {
+		return
+	}
+	lc.log.Debug("frame out", "socket_id", cn.ID, "payload", string(framePayload(frame)))
+}
+
+// framePayload returns the payload of a server frame built by wsproto.
+func framePayload(frame []byte) []byte {
+	if len(frame) < 2 {
+		return nil
+	}
+	switch n := frame[1] & 0x7f; n {
+	case 126:
+		return frame[min(4, len(frame)):]
+	case 127:
+		return frame[min(10, len(frame)):]
+	}
+	return frame[2:]
+}

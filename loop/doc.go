@@ -1,0 +1,19 @@
+// Package loop is the network engine: one gnet/v2 multi-reactor engine, one
+// event loop per core, serving the HTTP API and WebSocket upgrades on one
+// port. It is the only package that imports gnet.
+//
+// Each connection moves through HTTP (request heads parsed from gnet's
+// buffers, keep-alive and pipelining) to WebSocket (frames read with
+// Peek/Discard, unmasked in place) and finally closing. Its protocol state
+// is a hub.Session embedded in the connection; the loop implements hub.Conn
+// (queue a frame, close) and hub.Poster (wake a loop to drain its inbox).
+//
+// Threading: every conn and loopCtx field is owned by its event loop and
+// touched only in gnet callbacks or in runnables executed on that loop. Other
+// goroutines reach a loop only through hub inboxes and EventLoop.Execute.
+// OnTick runs on gnet's ticker goroutine and only advances clocks and
+// schedules per-loop work.
+//
+// Output is coalesced: frames queued for a socket during one callback or
+// one inbox drain are written with a single write/writev at its end.
+package loop

@@ -1,0 +1,301 @@
+package loop
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/goreverb/reverb/hub"
+	"github.com/goreverb/reverb/pusher"
+	"github.com/goreverb/reverb/wsproto"
+)
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// Addr is the TCP address to listen on, "host:port".
+	Addr string
+	// Path is the route prefix P ("" or "/x", §1).
+	Path string
+	// Apps are the configured apps. Required.
+	Apps *pusher.AppSet
+	// MaxRequestSize caps a whole HTTP request, head and body (§8.2).
+	// Default 10 000 bytes.
+	MaxRequestSize int
+	// TimestampWindow is the HTTP API auth_timestamp tolerance; 0 = off.
+	TimestampWindow time.Duration
+	// MaxOutboundBuffer is how many bytes may wait for one slow socket
+	// before it is disconnected with close 4100. Default 4 MiB.
+	MaxOutboundBuffer int
+	// PongTimeout is how long a pinged idle socket has to show activity
+	// before it is closed with 4201. Default 30 s.
+	PongTimeout time.Duration
+	// HTTPIdleTimeout closes HTTP connections idle this long. Default 30 s.
+	HTTPIdleTimeout time.Duration
+	// Loops is the number of event loops; 0 means one per CPU.
+	Loops int
+	// ReusePort sets SO_REUSEPORT so several processes can share the port.
+	ReusePort bool
+	// TLS, when set, terminates TLS in front of the engine (see tls.go).
+	TLS *tls.Config
+	// Logger, when set, logs connections, subscriptions-related traffic and
+	// every frame in and out (--debug). Nil logs nothing per message.
+	Logger *slog.Logger
+	// Broker reaches other nodes; nil = single node.
+	Broker hub.Broker
+}
+
+// Server is a running engine. Its methods are safe for concurrent use.
+type Server struct {
+	cfg     Config
+	prefix  string
+	hub     *hub.Hub
+	api     *pusher.API
+	log     *slog.Logger
+	maxOut  int
+	pongSec int64
+	httpSec int64
+
+	eng      gnet.Engine
+	booted   chan struct{}
+	done     chan error
+	draining atomic.Bool
+	tlsFront *tlsFront
+
+	mu    sync.Mutex
+	loops []*loopCtx
+}
+
+// Start starts the engine and returns once it accepts connections.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Apps == nil {
+		return nil, errors.New("loop: no apps configured")
+	}
+	if cfg.MaxRequestSize <= 0 {
+		cfg.MaxRequestSize = 10_000
+	}
+	if cfg.MaxOutboundBuffer <= 0 {
+		cfg.MaxOutboundBuffer = 4 << 20
+	}
+	if cfg.PongTimeout <= 0 {
+		cfg.PongTimeout = 30 * time.Second
+	}
+	if cfg.HTTPIdleTimeout <= 0 {
+		cfg.HTTPIdleTimeout = 30 * time.Second
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.NumCPU()
+	}
+	s := &Server{
+		cfg:     cfg,
+		prefix:  cfg.Path,
+		log:     cfg.Logger,
+		maxOut:  cfg.MaxOutboundBuffer,
+		pongSec: int64((cfg.PongTimeout + time.Second - 1) / time.Second),
+		httpSec: int64((cfg.HTTPIdleTimeout + time.Second - 1) / time.Second),
+		booted:  make(chan struct{}),
+		done:    make(chan error, 1),
+	}
+	s.hub = hub.New(hub.Options{Apps: cfg.Apps, Loops: cfg.Loops, Frame: wsproto.AppendText, Broker: cfg.Broker})
+	s.api = &pusher.API{Apps: cfg.Apps, Backend: s.hub, TimestampWindow: cfg.TimestampWindow}
+
+	listen := "tcp://" + cfg.Addr
+	if cfg.TLS != nil {
+		front, inner, err := newTLSFront(cfg.Addr, cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		s.tlsFront = front
+		listen = inner
+	}
+	eng := &engine{srv: s}
+	go func() {
+		s.done <- gnet.Run(eng, listen,
+			gnet.WithNumEventLoop(cfg.Loops),
+			gnet.WithReusePort(cfg.ReusePort),
+			gnet.WithTicker(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(quietLogger{}),
+		)
+	}()
+	select {
+	case <-s.booted:
+	case err := <-s.done:
+		if s.tlsFront != nil {
+			s.tlsFront.close()
+		}
+		if err == nil {
+			err = errors.New("engine stopped during start")
+		}
+		return nil, fmt.Errorf("loop: listen on %s: %w", cfg.Addr, err)
+	}
+	if s.tlsFront != nil {
+		go s.tlsFront.serve()
+	}
+	return s, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.cfg.Addr }
+
+// Hub returns the server's hub (for wiring a cluster broker).
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Done is closed... it returns a channel that receives the engine's exit error.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Shutdown stops accepting, sends close 4200 "Server is restarting" to every
+// socket (§10.6), closes the remaining connections and stops the engine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.draining.CompareAndSwap(false, true) {
+		return nil
+	}
+	if s.tlsFront != nil {
+		s.tlsFront.close()
+	}
+	s.mu.Lock()
+	loops := append([]*loopCtx(nil), s.loops...)
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, lc := range loops {
+		wg.Add(1)
+		t := &closeAllTask{lc: lc, wg: &wg}
+		if err := lc.el.Execute(ctx, t); err != nil {
+			wg.Done()
+		}
+	}
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
+	err := s.eng.Stop(ctx)
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+	return err
+}
+
+// engine implements gnet.EventHandler.
+type engine struct {
+	gnet.BuiltinEventEngine
+	srv *Server
+}
+
+func (e *engine) OnBoot(eng gnet.Engine) gnet.Action {
+	e.srv.eng = eng
+	close(e.srv.booted)
+	return gnet.None
+}
+
+// loopFor returns the loop context of el, creating it on first sight
+// (gnet offers no list of its loops). Called on el's own goroutine.
+func (s *Server) loopFor(el gnet.EventLoop) *loopCtx {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, lc := range s.loops {
+		if lc.el == el {
+			return lc
+		}
+	}
+	if len(s.loops) >= s.cfg.Loops {
+		return nil
+	}
+	lc := newLoopCtx(s, el, s.hub.Local(len(s.loops)))
+	s.loops = append(s.loops, lc)
+	return lc
+}
+
+func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	s := e.srv
+	if s.draining.Load() {
+		return nil, gnet.Close
+	}
+	lc := s.loopFor(c.EventLoop())
+	if lc == nil {
+		return nil, gnet.Close
+	}
+	cn := &conn{c: c, lc: lc, slot: -1, lastActive: s.hub.Now()}
+	c.SetContext(cn)
+	lc.wheel.add(cn, cn.lastActive+s.httpSec)
+	return nil, gnet.None
+}
+
+func (e *engine) OnClose(c gnet.Conn, _ error) gnet.Action {
+	cn, _ := c.Context().(*conn)
+	if cn == nil || cn.gone {
+		return gnet.None
+	}
+	cn.gone = true
+	lc := cn.lc
+	lc.wheel.remove(cn)
+	if cn.Open() {
+		if lc.log != nil {
+			lc.log.Debug("connection closed", "socket_id", cn.ID)
+		}
+		lc.local.Closed(&cn.Session)
+	}
+	return gnet.None
+}
+
+func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
+	cn := c.Context().(*conn)
+	if cn.gone {
+		return gnet.Close
+	}
+	lc := cn.lc
+	buf, _ := c.Peek(-1)
+	off := 0
+	if cn.state == stateHTTP {
+		cn.lastActive = lc.srv.hub.Now()
+		off = lc.serveHTTP(cn, buf)
+	}
+	if cn.state == stateWS && !cn.closing {
+		off += lc.readFrames(cn, buf[off:])
+	}
+	if cn.closing {
+		// Nothing more is read from a closing socket.
+		off = len(buf)
+	}
+	_, _ = c.Discard(off)
+	lc.flush(cn)
+	if cn.closing && !cn.gone {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+func (e *engine) OnTick() (time.Duration, gnet.Action) {
+	s := e.srv
+	now := time.Now()
+	s.hub.Tick(now)
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, lc := range loops {
+		_ = lc.el.Execute(context.Background(), &lc.tickTask)
+	}
+	// Wake up just after the next second boundary so wheel slots line up
+	// with the hub clock.
+	return time.Second - time.Duration(now.Nanosecond()) + time.Millisecond, gnet.None
+}
+
+// quietLogger keeps gnet's own logging out of our output.
+type quietLogger struct{}
+
+func (quietLogger) Debugf(string, ...any) {}
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
