@@ -397,3 +397,28 @@ func (p chanPoster) Wake() {
 	default:
 	}
 }
+
+// BenchmarkClientEventFanout is the receive→fan-out path of a whisper: one
+// inbound client event decoded, relayed to every other subscriber.
+func BenchmarkClientEventFanout(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			th := newTestHub(b, 1, func(a *pusher.App) { a.ClientEvents = pusher.ClientEventsMembers })
+			var sender *client
+			for i := 0; i < n; i++ {
+				cl := th.connect(b, 0)
+				cl.c.record = false
+				cl.send(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
+				sender = cl
+			}
+			msg := []byte(`{"event":"client-typing","channel":"room","data":{"name":"Ann"}}`)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sender.loop.Message(&sender.s, msg)
+				th.drain()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/receiver")
+		})
+	}
+}

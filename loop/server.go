@@ -148,7 +148,7 @@ func (s *Server) Addr() string { return s.cfg.Addr }
 // Hub returns the server's hub (for wiring a cluster broker).
 func (s *Server) Hub() *hub.Hub { return s.hub }
 
-// Done is closed... it returns a channel that receives the engine's exit error.
+// Done returns a channel that receives the engine's exit error once it stops.
 func (s *Server) Done() <-chan error { return s.done }
 
 // Shutdown stops accepting, sends close 4200 "Server is restarting" to every
