@@ -1,0 +1,868 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goreverb/reverb/pusher"
+	"gopkg.in/yaml.v3"
+)
+
+// Settings read by LoadConfig. Reverb's own names (PROTOCOL.md §10.2, §10.3)
+// keep their meaning; the config file mirrors config/reverb.php, with server
+// keys under servers.reverb and app keys under apps.apps[]. String values in
+// the file are converted like env values ("60", "true", "null").
+//
+// Our extensions (not Reverb's), env var / key / default:
+//
+//	REVERB_CONFIG                    (none)                          path of the JSON/YAML config file
+//	REVERB_TLS_CERT                  servers.reverb.options.tls.local_cert
+//	REVERB_TLS_KEY                   servers.reverb.options.tls.local_pk
+//	REVERB_TLS_PASSPHRASE            servers.reverb.options.tls.passphrase
+//	REVERB_AUTH_TIMESTAMP_TOLERANCE  servers.reverb.timestamp_window     600 s; 0 = no check
+//	REVERB_MAX_OUTBOUND_BUFFER       servers.reverb.max_outbound_buffer  4194304 bytes
+//	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb
+//	REVERB_DEBUG                     servers.reverb.debug                false
+//	(none)                           servers.reverb.scaling.server.scheme  "tls" = TLS to Redis
+//	REVERB_APP_SIGNIN                apps.apps[].signin                  true
+//	REVERB_APP_CACHE_TTL             apps.apps[].cache_ttl               1800 s
+//	REVERB_APP_TERMINATE_CODE        apps.apps[].terminate_code          4009
+//
+// Anything else in the environment (BROADCAST_CONNECTION, REVERB_PORT,
+// REVERB_SCHEME, VITE_*, Pulse/Telescope intervals, ...) is ignored.
+
+// Config is everything `reverb start` needs, after every source has been
+// merged. LoadConfig builds it once at startup; it is read-only afterwards
+// and safe to read from any goroutine.
+type Config struct {
+	Host string // bind address; default 0.0.0.0
+	Port int    // bind port; default 8080
+	// Path is the route prefix P, normalised to "" or "/x" (§1).
+	Path string
+	// Hostname is the public host (REVERB_HOST / --hostname); when given as a
+	// URL or host:port only its host part is kept. Used for the Herd/Valet
+	// certificate lookup and the startup line.
+	Hostname string
+	// MaxRequestSize caps a whole HTTP request (head + body) in bytes (§8.2).
+	MaxRequestSize int
+	// Debug logs every frame in and out.
+	Debug   bool
+	TLS     TLSConfig
+	Scaling ScalingConfig
+	// Apps are complete (pusher.App.WithDefaults applied), in configuration
+	// order, with unique keys and ids.
+	Apps []pusher.App
+
+	// TimestampWindow is the accepted auth_timestamp skew of signed HTTP API
+	// requests; 0 disables the check (Reverb's behaviour). Default 600 s.
+	TimestampWindow time.Duration
+	// MaxOutboundBuffer is how many bytes may wait for a slow consumer before
+	// it is disconnected. Default 4 MiB.
+	MaxOutboundBuffer int
+	// StateDir holds the state and pid files `reverb restart` uses.
+	StateDir string
+	// Dev is true when no app was configured at all and a development app
+	// with random credentials was generated (Apps has exactly that app).
+	Dev bool
+}
+
+// TLSConfig is servers.reverb.options.tls. Cert may also hold the key. All
+// empty means plain TCP unless ResolveTLS finds a Herd/Valet certificate.
+type TLSConfig struct {
+	Cert       string // local_cert: PEM file path
+	Key        string // local_pk: PEM file path
+	Passphrase string // passphrase of an encrypted key
+}
+
+// ScalingConfig is servers.reverb.scaling (§11).
+type ScalingConfig struct {
+	Enabled bool
+	Channel string // Redis pub/sub channel; default "reverb"
+	Redis   RedisConfig
+}
+
+// RedisConfig is servers.reverb.scaling.server after REDIS_URL (if any) has
+// overridden the separate fields.
+type RedisConfig struct {
+	Host     string // default 127.0.0.1
+	Port     int    // default 6379
+	Username string
+	Password string
+	DB       int
+	// Timeout is how long a lost connection is retried before giving up; default 60 s.
+	Timeout time.Duration
+	TLS     bool // rediss:// or tls:// URL, or scheme: tls
+}
+
+// Flags are the `reverb start` flags; nil pointers were not given. Empty
+// strings count as not given, as Reverb's `--host=` falls back to config.
+type Flags struct {
+	Host, Path, Hostname, ConfigFile, EnvFile *string
+	Port                                      *int
+	Debug                                     *bool
+}
+
+// Defaults (Reverb's, plus ours for the extensions).
+const (
+	defaultHost              = "0.0.0.0"
+	defaultPort              = 8080
+	defaultMaxRequestSize    = 10_000
+	defaultScalingChannel    = "reverb"
+	defaultRedisHost         = "127.0.0.1"
+	defaultRedisPort         = 6379
+	defaultRedisTimeout      = 60 * time.Second
+	defaultTimestampWindow   = 600 * time.Second
+	defaultMaxOutboundBuffer = 4 << 20
+)
+
+// LoadConfig merges, highest first: flags > config file > process environment
+// > .env file > defaults (§10.1). environ is os.Environ()-style. The .env path
+// is flags.EnvFile or ./.env; a missing ./.env is fine, a missing named file
+// is an error. The config file is flags.ConfigFile or $REVERB_CONFIG. When the
+// file lists apps they are all the apps; otherwise the REVERB_APP_* variables
+// describe one app; with neither a development app is generated (Dev).
+// Duplicate app keys or ids are refused. Any goroutine may call it, normally
+// once at startup; it reads files but keeps nothing open, and the returned
+// Config shares no memory with later calls.
+func LoadConfig(flags Flags, environ []string) (*Config, error) {
+	process := parseEnviron(environ)
+	envPath, explicit := ".env", false
+	if s := flagString(flags.EnvFile); s != "" {
+		envPath, explicit = s, true
+	}
+	env, err := loadDotenv(envPath, explicit, process)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range process {
+		env[k] = v // Laravel's Dotenv never overwrites the process environment.
+	}
+	src := &sources{env: env}
+	path := flagString(flags.ConfigFile)
+	if path == "" {
+		if v, ok := envValue(env["REVERB_CONFIG"]).(string); ok {
+			path = v
+		}
+	}
+	if path != "" {
+		if src.file, err = loadConfigFile(path); err != nil {
+			return nil, err
+		}
+		src.fileName = path
+	}
+	c := &Config{}
+	if err := src.server(c, flags); err != nil {
+		return nil, err
+	}
+	if err := src.loadApps(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func flagString(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// sources are the merged environment and the parsed config file.
+type sources struct {
+	env      map[string]string // raw strings, process environment over .env
+	file     map[string]any    // normalised by normaliseFile; nil without a file
+	fileName string
+}
+
+// setting is one value as PHP's config array would hold it after env():
+// nil (absent or null), bool, string, int64, float64, []any or map[string]any.
+type setting struct {
+	v   any
+	src string // env var or "file: key.path", for error messages
+}
+
+func (s *sources) fromEnv(name string) setting {
+	raw, ok := s.env[name]
+	if !ok {
+		return setting{}
+	}
+	return setting{v: envValue(raw), src: name}
+}
+
+// pick returns the config file's value at servers.reverb.<keys> when present
+// and not null, else the env var's.
+func (s *sources) pick(env string, keys ...string) setting {
+	path := append([]string{"servers", "reverb"}, keys...)
+	if v := lookup(s.file, path...); v != nil {
+		return setting{v: v, src: s.fileName + ": " + strings.Join(path, ".")}
+	}
+	if env == "" {
+		return setting{}
+	}
+	return s.fromEnv(env)
+}
+
+// lookup walks nested maps; it returns nil when any step is missing.
+func lookup(m map[string]any, keys ...string) any {
+	var v any = m
+	for _, k := range keys {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = mm[k]
+	}
+	return v
+}
+
+func (st setting) errorf(format string, args ...any) error {
+	return fmt.Errorf("%s: %s", st.src, fmt.Sprintf(format, args...))
+}
+
+func describe(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(v)
+}
+
+// str returns a string setting; numbers are accepted (app_id: 123456).
+func (st setting) str(def string) (string, error) {
+	switch v := st.v.(type) {
+	case nil:
+		return def, nil
+	case string:
+		return v, nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	}
+	return "", st.errorf("expected a string, got %s", describe(st.v))
+}
+
+// nonEmpty is str where an empty value also means the default.
+func (st setting) nonEmpty(def string) (string, error) {
+	s, err := st.str(def)
+	if s == "" {
+		s = def
+	}
+	return s, err
+}
+
+// integer accepts integers, integral floats and strings holding an integer;
+// "" counts as unset.
+func (st setting) integer(def, min int) (int, error) {
+	n := def
+	switch v := st.v.(type) {
+	case nil:
+	case int64:
+		n = int(v)
+	case float64:
+		if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
+			return 0, st.errorf("%s is not an integer", describe(v))
+		}
+		n = int(v)
+	case string:
+		t := strings.TrimSpace(v)
+		if t == "" {
+			break
+		}
+		i, err := strconv.ParseInt(t, 10, 0)
+		if err != nil {
+			return 0, st.errorf("%s is not an integer", describe(v))
+		}
+		n = int(i)
+	default:
+		return 0, st.errorf("%s is not an integer", describe(st.v))
+	}
+	if n < min {
+		return 0, st.errorf("%d is below the minimum of %d", n, min)
+	}
+	return n, nil
+}
+
+// seconds reads a number of seconds (fractions allowed); "" counts as unset.
+func (st setting) seconds(def time.Duration) (time.Duration, error) {
+	var f float64
+	switch v := st.v.(type) {
+	case nil:
+		return def, nil
+	case int64:
+		f = float64(v)
+	case float64:
+		f = v
+	case string:
+		t := strings.TrimSpace(v)
+		if t == "" {
+			return def, nil
+		}
+		var err error
+		if f, err = strconv.ParseFloat(t, 64); err != nil {
+			return 0, st.errorf("%s is not a number of seconds", describe(v))
+		}
+	default:
+		return 0, st.errorf("%s is not a number of seconds", describe(st.v))
+	}
+	if f < 0 || math.IsNaN(f) || f > math.MaxInt64/float64(time.Second) {
+		return 0, st.errorf("%s is out of range", describe(st.v))
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
+
+// truthy applies PHP's (bool) cast: "", "0", 0 and empty lists are false,
+// every other value is true.
+func (st setting) truthy(def bool) bool {
+	switch v := st.v.(type) {
+	case nil:
+		return def
+	case bool:
+		return v
+	case string:
+		return v != "" && v != "0"
+	case int64:
+		return v != 0
+	case float64:
+		return v != 0
+	case []any:
+		return len(v) > 0
+	case map[string]any:
+		return len(v) > 0
+	}
+	return true
+}
+
+func (s *sources) server(c *Config, f Flags) error {
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
+	var e error
+	c.Host, e = s.pick("REVERB_SERVER_HOST", "host").nonEmpty(defaultHost)
+	add(e)
+	port := s.pick("REVERB_SERVER_PORT", "port")
+	c.Port, e = port.integer(defaultPort, 0)
+	add(e)
+	if c.Port > 65535 {
+		add(port.errorf("port %d is out of range", c.Port))
+	}
+	path, e := s.pick("REVERB_SERVER_PATH", "path").str("")
+	add(e)
+	hostname, e := s.pick("REVERB_HOST", "hostname").str("")
+	add(e)
+	c.MaxRequestSize, e = s.pick("REVERB_MAX_REQUEST_SIZE", "max_request_size").integer(defaultMaxRequestSize, 1)
+	add(e)
+	c.Debug = s.pick("REVERB_DEBUG", "debug").truthy(false)
+
+	c.TLS.Cert, e = s.pick("REVERB_TLS_CERT", "options", "tls", "local_cert").str("")
+	add(e)
+	c.TLS.Key, e = s.pick("REVERB_TLS_KEY", "options", "tls", "local_pk").str("")
+	add(e)
+	c.TLS.Passphrase, e = s.pick("REVERB_TLS_PASSPHRASE", "options", "tls", "passphrase").str("")
+	add(e)
+
+	c.TimestampWindow, e = s.pick("REVERB_AUTH_TIMESTAMP_TOLERANCE", "timestamp_window").seconds(defaultTimestampWindow)
+	add(e)
+	c.MaxOutboundBuffer, e = s.pick("REVERB_MAX_OUTBOUND_BUFFER", "max_outbound_buffer").integer(defaultMaxOutboundBuffer, 1)
+	add(e)
+	c.StateDir, e = s.pick("REVERB_STATE_DIR", "state_dir").nonEmpty(filepath.Join(os.TempDir(), "reverb"))
+	add(e)
+	add(s.scaling(&c.Scaling))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	if v := flagString(f.Host); v != "" {
+		c.Host = v
+	}
+	if f.Port != nil {
+		if *f.Port < 0 || *f.Port > 65535 {
+			return fmt.Errorf("--port %d is out of range", *f.Port)
+		}
+		c.Port = *f.Port
+	}
+	if v := flagString(f.Path); v != "" {
+		path = v
+	}
+	if v := flagString(f.Hostname); v != "" {
+		hostname = v
+	}
+	if f.Debug != nil {
+		c.Debug = *f.Debug
+	}
+	c.Path = normalisePath(path)
+	c.Hostname = hostPart(hostname)
+	return nil
+}
+
+// normalisePath turns "ws", "/ws" and "/ws/" into "/ws", and "" or "/" into "".
+func normalisePath(p string) string {
+	p = strings.Trim(strings.TrimSpace(p), "/")
+	if p == "" {
+		return ""
+	}
+	return "/" + p
+}
+
+// hostPart keeps the host of a hostname given as a URL ("https://ws.test")
+// or host:port ("ws.test:443"), like PHP's parse_url in Reverb's Certificate.
+func hostPart(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "://") || strings.HasPrefix(s, "//") {
+		if u, err := url.Parse(s); err == nil && u.Hostname() != "" {
+			return u.Hostname()
+		}
+		return s
+	}
+	if h, port, err := net.SplitHostPort(s); err == nil && h != "" && isDigits(port) {
+		return h
+	}
+	return s
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *sources) scaling(sc *ScalingConfig) error {
+	sc.Enabled = s.pick("REVERB_SCALING_ENABLED", "scaling", "enabled").truthy(false)
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
+	var e error
+	sc.Channel, e = s.pick("REVERB_SCALING_CHANNEL", "scaling", "channel").nonEmpty(defaultScalingChannel)
+	add(e)
+	server := func(env, key string) setting { return s.pick(env, "scaling", "server", key) }
+	r := &sc.Redis
+	r.Host, e = server("REDIS_HOST", "host").nonEmpty(defaultRedisHost)
+	add(e)
+	r.Port, e = server("REDIS_PORT", "port").integer(defaultRedisPort, 1)
+	add(e)
+	r.Username, e = server("REDIS_USERNAME", "username").str("")
+	add(e)
+	r.Password, e = server("REDIS_PASSWORD", "password").str("")
+	add(e)
+	r.DB, e = server("REDIS_DB", "database").integer(0, 0)
+	add(e)
+	r.Timeout, e = server("REDIS_TIMEOUT", "timeout").seconds(defaultRedisTimeout)
+	add(e)
+	scheme, e := server("", "scheme").str("")
+	add(e)
+	switch strings.ToLower(scheme) {
+	case "tls", "rediss":
+		r.TLS = true
+	}
+	u := server("REDIS_URL", "url")
+	raw, e := u.str("")
+	add(e)
+	if raw != "" {
+		if e := applyRedisURL(r, raw); e != nil {
+			add(u.errorf("%v", e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyRedisURL overrides r with the parts present in a Laravel-style Redis
+// URL: scheme redis/tcp (plain) or rediss/tls (TLS), user and password from
+// the authority, database from the path; query parameters username,
+// password, db and database win over those, as Laravel merges the query last.
+func applyRedisURL(r *RedisConfig, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a valid URL")
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "redis", "tcp":
+		r.TLS = false
+	case "rediss", "tls":
+		r.TLS = true
+	default:
+		return fmt.Errorf("unsupported scheme %q (use redis://, rediss://, tcp:// or tls://)", u.Scheme)
+	}
+	if h := u.Hostname(); h != "" {
+		r.Host = h
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("invalid port %q", p)
+		}
+		r.Port = n
+	}
+	if u.User != nil {
+		r.Username = u.User.Username()
+		if pw, ok := u.User.Password(); ok {
+			r.Password = pw
+		}
+	}
+	db := strings.Trim(u.Path, "/")
+	q := u.Query()
+	if q.Has("username") {
+		r.Username = q.Get("username")
+	}
+	if q.Has("password") {
+		r.Password = q.Get("password")
+	}
+	for _, k := range []string{"database", "db"} {
+		if q.Has(k) {
+			db = q.Get(k)
+		}
+	}
+	if db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid database %q", db)
+		}
+		r.DB = n
+	}
+	return nil
+}
+
+// appSource reads one app's settings: from the environment for the env app,
+// from one apps.apps[] entry for file apps.
+type appSource struct {
+	s     *sources
+	entry map[string]any    // nil for the env app
+	label string            // "file: apps.apps[1]" or "environment"
+	ids   map[string]string // generated credentials of the dev app, by env name
+}
+
+func (a appSource) get(env string, keys ...string) setting {
+	if a.entry == nil {
+		if v, ok := a.ids[env]; ok {
+			return setting{v: v, src: env}
+		}
+		if env == "" {
+			return setting{}
+		}
+		return a.s.fromEnv(env)
+	}
+	v := lookup(a.entry, keys...)
+	if v == nil {
+		return setting{}
+	}
+	return setting{v: v, src: a.label + "." + strings.Join(keys, ".")}
+}
+
+func (s *sources) loadApps(c *Config) error {
+	entries, err := s.fileApps()
+	if err != nil {
+		return err
+	}
+	var apps []pusher.App
+	if len(entries) > 0 {
+		for i, e := range entries {
+			a, err := buildApp(appSource{s: s, entry: e, label: fmt.Sprintf("%s: apps.apps[%d]", s.fileName, i)})
+			if err != nil {
+				return err
+			}
+			apps = append(apps, a)
+		}
+	} else {
+		env := appSource{s: s, label: "environment"}
+		present := 0
+		var missing []string
+		for _, name := range []string{"REVERB_APP_ID", "REVERB_APP_KEY", "REVERB_APP_SECRET"} {
+			v, err := env.get(name).str("")
+			if err != nil {
+				return err
+			}
+			if v != "" {
+				present++
+			} else {
+				missing = append(missing, name)
+			}
+		}
+		switch present {
+		case 0:
+			a, err := devApp(env)
+			if err != nil {
+				return err
+			}
+			apps, c.Dev = []pusher.App{a}, true
+		case 3:
+			a, err := buildApp(env)
+			if err != nil {
+				return err
+			}
+			apps = []pusher.App{a}
+		default:
+			return fmt.Errorf("app is only partly configured: %s must be set too (set all of REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET, or none for a development app)", strings.Join(missing, " and "))
+		}
+	}
+	set, err := pusher.NewAppSet(apps)
+	if err != nil {
+		if s.file != nil && len(entries) > 0 {
+			return fmt.Errorf("%s: %w", s.fileName, err)
+		}
+		return err
+	}
+	for _, a := range set.All() {
+		c.Apps = append(c.Apps, *a)
+	}
+	return nil
+}
+
+// fileApps returns the apps.apps entries of the config file (a bare list
+// under "apps" is accepted too).
+func (s *sources) fileApps() ([]map[string]any, error) {
+	if s.file == nil {
+		return nil, nil
+	}
+	if p := lookup(s.file, "apps", "provider"); p != nil && p != "config" {
+		return nil, fmt.Errorf("%s: apps.provider %s is not supported; only \"config\" is", s.fileName, describe(p))
+	}
+	list := lookup(s.file, "apps", "apps")
+	if l, ok := s.file["apps"].([]any); ok {
+		list = l
+	}
+	if list == nil {
+		return nil, nil
+	}
+	items, ok := list.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: apps.apps must be a list of apps", s.fileName)
+	}
+	out := make([]map[string]any, 0, len(items))
+	for i, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: apps.apps[%d] must be an object", s.fileName, i)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// buildApp reads one app. Absent keys take config/reverb.php's defaults for
+// the env app and Reverb's fallbacks for absent array keys for file apps
+// (§10.3: accept_client_events_from → all, rate_limiting.decay_seconds → 1).
+func buildApp(a appSource) (pusher.App, error) {
+	var app pusher.App
+	var errs []error
+	add := func(e error) { errs = append(errs, e) }
+	var e error
+	fromFile := a.entry != nil
+
+	app.ID, e = a.get("REVERB_APP_ID", "app_id").str("")
+	add(e)
+	app.Key, e = a.get("REVERB_APP_KEY", "key").str("")
+	add(e)
+	app.Secret, e = a.get("REVERB_APP_SECRET", "secret").str("")
+	add(e)
+	if fromFile {
+		for _, k := range []struct{ name, v string }{{"app_id", app.ID}, {"key", app.Key}, {"secret", app.Secret}} {
+			if k.v == "" {
+				add(fmt.Errorf("%s: %s is missing", a.label, k.name))
+			}
+		}
+	}
+
+	app.AllowedOrigins = []string{"*"}
+	if o := a.get("", "allowed_origins"); o.v != nil {
+		list, ok := o.v.([]any)
+		if !ok || len(list) == 0 {
+			add(o.errorf("must be a non-empty list of origins (use [\"*\"] to allow all)"))
+		} else {
+			app.AllowedOrigins = app.AllowedOrigins[:0]
+			for _, it := range list {
+				s, err := (setting{v: it, src: o.src}).str("")
+				add(err)
+				app.AllowedOrigins = append(app.AllowedOrigins, s)
+			}
+		}
+	}
+
+	ping, e := a.get("REVERB_APP_PING_INTERVAL", "ping_interval").integer(int(pusher.DefaultPingInterval/time.Second), 1)
+	add(e)
+	app.PingInterval = time.Duration(ping) * time.Second
+	app.ActivityTimeout, e = a.get("REVERB_APP_ACTIVITY_TIMEOUT", "activity_timeout").integer(pusher.DefaultActivityTimeout, 1)
+	add(e)
+	// Reverb rejects every socket with max_connections 0; pusher.App has no
+	// way to say so, and 0 most likely meant "no limit" anyway.
+	app.MaxConnections, e = a.get("REVERB_APP_MAX_CONNECTIONS", "max_connections").integer(0, 0)
+	add(e)
+	app.MaxMessageSize, e = a.get("REVERB_APP_MAX_MESSAGE_SIZE", "max_message_size").integer(pusher.DefaultMaxMessageSize, 1)
+	add(e)
+
+	mode := "members"
+	if fromFile {
+		mode = "all"
+	}
+	ce := a.get("REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM", "accept_client_events_from")
+	if ce.v != nil {
+		mode, e = ce.str("")
+		add(e)
+		if mode == "" {
+			mode = "none" // a present but empty value is neither members nor all
+		}
+	}
+	app.ClientEvents = pusher.ParseClientEvents(mode)
+
+	// PHP strict comparison: only a real boolean true enables it (§8.3, §14#14).
+	app.RateLimit.Enabled = a.get("REVERB_APP_RATE_LIMITING_ENABLED", "rate_limiting", "enabled").v == true
+	app.RateLimit.MaxAttempts, e = a.get("REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS", "rate_limiting", "max_attempts").integer(60, 1)
+	add(e)
+	decayDefault := 60 * time.Second
+	if fromFile && lookup(a.entry, "rate_limiting") != nil {
+		decayDefault = time.Second
+	}
+	decay, e := a.get("REVERB_APP_RATE_LIMIT_DECAY_SECONDS", "rate_limiting", "decay_seconds").integer(int(decayDefault/time.Second), 1)
+	add(e)
+	app.RateLimit.Decay = time.Duration(decay) * time.Second
+	app.RateLimit.Terminate = a.get("REVERB_APP_RATE_LIMIT_TERMINATE", "rate_limiting", "terminate_on_limit").truthy(false)
+
+	app.Signin = a.get("REVERB_APP_SIGNIN", "signin").truthy(true)
+	app.CacheTTL, e = a.get("REVERB_APP_CACHE_TTL", "cache_ttl").seconds(pusher.DefaultCacheTTL)
+	add(e)
+	if app.CacheTTL == 0 {
+		add(fmt.Errorf("%s: cache_ttl must be positive", a.label))
+	}
+	tc := a.get("REVERB_APP_TERMINATE_CODE", "terminate_code")
+	app.TerminateCode, e = tc.integer(pusher.DefaultTerminateCode, 0)
+	add(e)
+	if e == nil && (app.TerminateCode < 4000 || app.TerminateCode > 4999) {
+		add(tc.errorf("%d is not a Pusher close code (4000-4999)", app.TerminateCode))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return pusher.App{}, err
+	}
+	return app.WithDefaults(), nil
+}
+
+// devApp builds the env app with random credentials, the way
+// `reverb:install` would have generated them: a 6-digit id and 20-character
+// lowercase alphanumeric key and secret.
+func devApp(env appSource) (pusher.App, error) {
+	var parts [4]string
+	for i, spec := range []struct {
+		alphabet string
+		n        int
+	}{{"123456789", 1}, {"0123456789", 5}, {lowerAlnum, 20}, {lowerAlnum, 20}} {
+		var err error
+		if parts[i], err = randomString(spec.alphabet, spec.n); err != nil {
+			return pusher.App{}, err
+		}
+	}
+	env.ids = map[string]string{
+		"REVERB_APP_ID":     parts[0] + parts[1], // like random_int(100000, 999999)
+		"REVERB_APP_KEY":    parts[2],
+		"REVERB_APP_SECRET": parts[3],
+	}
+	return buildApp(env)
+}
+
+const lowerAlnum = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+func randomString(alphabet string, n int) (string, error) {
+	b := make([]byte, n)
+	max := big.NewInt(int64(len(alphabet)))
+	for i := range b {
+		r, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", fmt.Errorf("generating development app credentials: %w", err)
+		}
+		b[i] = alphabet[r.Int64()]
+	}
+	return string(b), nil
+}
+
+// loadConfigFile reads a JSON (.json) or YAML (.yaml, .yml) file mirroring
+// config/reverb.php.
+func loadConfigFile(path string) (map[string]any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var root any
+	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	case ".json":
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err = dec.Decode(&root); err == nil {
+			if dec.Decode(new(any)) != io.EOF {
+				err = errors.New("unexpected data after the top-level object")
+			}
+		} else if err == io.EOF {
+			err = nil
+		}
+	case ".yaml", ".yml":
+		err = yaml.Unmarshal(data, &root)
+	default:
+		return nil, fmt.Errorf("config file %s: unknown format %q (use .json, .yaml or .yml)", path, ext)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	root = normaliseFile(root)
+	if root == nil {
+		return map[string]any{}, nil
+	}
+	m, ok := root.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("config file %s: the top level must be an object", path)
+	}
+	return m, nil
+}
+
+// normaliseFile maps decoded JSON/YAML onto the value kinds setting
+// understands. Strings go through envValue, so a file may spell values the
+// way a .env does ("60", "true", "null").
+func normaliseFile(v any) any {
+	switch v := v.(type) {
+	case string:
+		return envValue(v)
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case int:
+		return int64(v)
+	case int64:
+		return v
+	case uint64:
+		return int64(min(v, math.MaxInt64))
+	case float64:
+		return v
+	case map[string]any:
+		for k, x := range v {
+			v[k] = normaliseFile(x)
+		}
+		return v
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[fmt.Sprint(k)] = normaliseFile(x)
+		}
+		return m
+	case []any:
+		for i, x := range v {
+			v[i] = normaliseFile(x)
+		}
+		return v
+	case nil, bool:
+		return v
+	}
+	return fmt.Sprint(v)
+}
