@@ -444,8 +444,10 @@ func (l *Local) clientEvent(s *Session, m *pusher.Message) {
 		l.sendError(s, pusher.ErrNotMember)
 		return
 	}
-	var uJSON []byte
-	if i >= 0 {
+	// members mode builds a new object whose user_id comes from the sender's
+	// subscription; all mode relays the client's own user_id as-is [R].
+	uJSON := m.UserID
+	if app.ClientEvents == pusher.ClientEventsMembers {
 		uJSON = s.subs[i].userJSON
 	}
 	l.tmp = pusher.AppendClientEvent(l.tmp[:0], string(m.Event), string(m.Channel), m.Data, uJSON)

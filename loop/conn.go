@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -48,13 +49,25 @@ type conn struct {
 	slot         int32
 }
 
+// idleAt is the coarse second at which the socket counts as idle (§7). The
+// clock has one-second steps, so one is added: a socket is never pinged
+// before a whole ping_interval of silence.
+func (cn *conn) idleAt() int64 {
+	return cn.LastSeen + int64(cn.App.PingInterval/time.Second) + 1
+}
+
 // Send implements hub.Conn.
 func (cn *conn) Send(frame []byte) {
 	if cn.closing || cn.gone {
 		return
 	}
 	lc := cn.lc
-	if cn.state == stateWS && cn.pendBytes+len(frame)+cn.c.OutboundBuffered() > lc.srv.maxOut {
+	if cn.pendBytes >= flushThreshold {
+		// A long drain for one socket: hand what is queued to gnet now so
+		// the bound below measures what the client really failed to read.
+		cn.write()
+	}
+	if cn.state == stateWS && cn.c.OutboundBuffered() > lc.srv.maxOut {
 		if lc.log != nil {
 			lc.log.Debug("slow consumer disconnected", "socket_id", cn.ID, "buffered", cn.c.OutboundBuffered())
 		}
@@ -74,6 +87,27 @@ func (cn *conn) queue(frame []byte) {
 		cn.dirty = true
 		cn.lc.dirty = append(cn.lc.dirty, cn)
 	}
+}
+
+// flushThreshold is how many bytes may be queued for one socket within one
+// callback before they are written early.
+const flushThreshold = 256 << 10
+
+// write hands the queued frames to gnet with one write or writev. A write
+// error closes the connection synchronously (OnClose sets gone).
+func (cn *conn) write() {
+	if !cn.gone {
+		switch len(cn.pend) {
+		case 0:
+		case 1:
+			_, _ = cn.c.Write(cn.pend[0])
+		default:
+			_, _ = cn.c.Writev(cn.pend)
+		}
+	}
+	clear(cn.pend)
+	cn.pend = cn.pend[:0]
+	cn.pendBytes = 0
 }
 
 // Close implements hub.Conn: a close frame, then the TCP close at flush.
@@ -184,21 +218,10 @@ func (lc *loopCtx) flush(cur *conn) {
 	for i, cn := range lc.dirty {
 		lc.dirty[i] = nil
 		cn.dirty = false
-		if !cn.gone {
-			switch len(cn.pend) {
-			case 0:
-			case 1:
-				_, _ = cn.c.Write(cn.pend[0])
-			default:
-				_, _ = cn.c.Writev(cn.pend)
-			}
-		}
-		clear(cn.pend)
-		cn.pend = cn.pend[:0]
+		cn.write()
 		if cap(cn.pend) > 64 {
 			cn.pend = nil
 		}
-		cn.pendBytes = 0
 		if cn.closing && !cn.gone && cn != cur {
 			_ = lc.el.Close(cn.c)
 		}
@@ -232,7 +255,7 @@ func (lc *loopCtx) expire(cn *conn) {
 		cn.closeHTTP()
 	default:
 		ss := &cn.Session
-		idleAt := ss.LastSeen + int64(ss.App.PingInterval.Seconds())
+		idleAt := cn.idleAt()
 		if now < idleAt {
 			lc.wheel.add(cn, idleAt)
 			return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.NumCPU()
 	}
+	cfg.Path = normalisePath(cfg.Path)
 	s := &Server{
 		cfg:     cfg,
 		prefix:  cfg.Path,
@@ -140,6 +142,15 @@ func Start(cfg Config) (*Server, error) {
 		go s.tlsFront.serve()
 	}
 	return s, nil
+}
+
+// normalisePath turns "ws", "/ws" and "/ws/" into "/ws", and "/" into "" (§1).
+func normalisePath(p string) string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return ""
+	}
+	return "/" + p
 }
 
 // Addr returns the address the server listens on.
@@ -266,7 +277,10 @@ func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
 		// Nothing more is read from a closing socket.
 		off = len(buf)
 	}
-	_, _ = c.Discard(off)
+	if off > 0 {
+		// Discard(0) would drop everything buffered (gnet treats n <= 0 as "all").
+		_, _ = c.Discard(off)
+	}
 	lc.flush(cn)
 	if cn.closing && !cn.gone {
 		return gnet.Close

@@ -133,7 +133,7 @@ func (lc *loopCtx) upgrade(cn *conn, req *wsproto.Request, key string) {
 	if lc.log != nil {
 		lc.log.Debug("connection established", "socket_id", cn.ID, "app", cn.App.ID, "remote", cn.c.RemoteAddr().String())
 	}
-	lc.wheel.add(cn, cn.LastSeen+int64(cn.App.PingInterval.Seconds()))
+	lc.wheel.add(cn, cn.idleAt())
 }
 
 // readFrames handles every complete frame at the start of buf and returns

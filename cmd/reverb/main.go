@@ -1,0 +1,238 @@
+// Command reverb is a drop-in replacement for Laravel Reverb: the Pusher
+// protocol 7 WebSocket server and Reverb's HTTP API, configured from the same
+// REVERB_* environment (and .env file) as `php artisan reverb:start`.
+//
+//	reverb start [--host=] [--port=] [--path=] [--hostname=] [--debug] [--config=] [--env-file=]
+//	reverb restart [--config=] [--env-file=]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goreverb/reverb/loop"
+	"github.com/goreverb/reverb/pusher"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  reverb start   [--host=0.0.0.0] [--port=8080] [--path=] [--hostname=] [--debug] [--config=FILE] [--env-file=.env]
+  reverb restart [--config=FILE] [--env-file=.env]
+  reverb version
+`)
+}
+
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "start", "reverb:start":
+		return start(args[1:], environ, stdout, stderr)
+	case "restart", "reverb:restart":
+		return restart(args[1:], environ, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "reverb", version)
+		return 0
+	case "help", "--help", "-h":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "reverb: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// parseFlags reads the flags shared by start and restart. Only flags given
+// on the command line are set in Flags (nil = not given).
+func parseFlags(name string, args []string, stderr io.Writer) (Flags, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	host := fs.String("host", "", "address to bind (REVERB_SERVER_HOST)")
+	port := fs.Int("port", 0, "port to bind (REVERB_SERVER_PORT)")
+	path := fs.String("path", "", "route prefix (REVERB_SERVER_PATH)")
+	hostname := fs.String("hostname", "", "public host name (REVERB_HOST)")
+	debug := fs.Bool("debug", false, "log connections and every frame in and out")
+	cfgFile := fs.String("config", "", "config file (JSON or YAML) mirroring config/reverb.php")
+	envFile := fs.String("env-file", "", "the .env file to read (default ./.env)")
+	if err := fs.Parse(args); err != nil {
+		return Flags{}, err
+	}
+	var f Flags
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "host":
+			f.Host = host
+		case "port":
+			f.Port = port
+		case "path":
+			f.Path = path
+		case "hostname":
+			f.Hostname = hostname
+		case "debug":
+			f.Debug = debug
+		case "config":
+			f.ConfigFile = cfgFile
+		case "env-file":
+			f.EnvFile = envFile
+		}
+	})
+	return f, nil
+}
+
+func start(args, environ []string, stdout, stderr io.Writer) int {
+	flags, err := parseFlags("start", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := LoadConfig(flags, environ)
+	if err != nil {
+		fmt.Fprintln(stderr, "reverb:", err)
+		return 1
+	}
+	apps, err := pusher.NewAppSet(cfg.Apps)
+	if err != nil {
+		fmt.Fprintln(stderr, "reverb:", err)
+		return 1
+	}
+
+	var logger *slog.Logger
+	if cfg.Debug {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	checkOpenFiles(stderr)
+
+	home, _ := os.UserHomeDir()
+	tlsCfg, err := serverTLSConfig(cfg, home)
+	if err != nil {
+		fmt.Fprintln(stderr, "reverb:", err)
+		return 1
+	}
+
+	srv, err := loop.Start(loop.Config{
+		Addr:              net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
+		Path:              cfg.Path,
+		Apps:              apps,
+		MaxRequestSize:    cfg.MaxRequestSize,
+		TimestampWindow:   cfg.TimestampWindow,
+		MaxOutboundBuffer: cfg.MaxOutboundBuffer,
+		TLS:               tlsCfg,
+		Logger:            logger,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "reverb:", err)
+		return 1
+	}
+
+	secure := ""
+	if tlsCfg != nil {
+		secure = "secure "
+	}
+	line := fmt.Sprintf("Starting %sserver on %s:%d%s", secure, cfg.Host, cfg.Port, cfg.Path)
+	if cfg.Hostname != "" && cfg.Hostname != cfg.Host {
+		line += " (" + cfg.Hostname + ")"
+	}
+	fmt.Fprintln(stdout, line)
+	if cfg.Dev {
+		a := cfg.Apps[0]
+		fmt.Fprintf(stdout, "No app configured: serving a development app.\n  REVERB_APP_ID=%s\n  REVERB_APP_KEY=%s\n  REVERB_APP_SECRET=%s\n", a.ID, a.Key, a.Secret)
+	}
+
+	restartFile := filepath.Join(cfg.StateDir, "restart")
+	seen := readRestartStamp(restartFile)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGTSTP)
+	poll := time.NewTicker(5 * time.Second)
+	defer poll.Stop()
+	reason := ""
+	for reason == "" {
+		select {
+		case sig := <-sigs:
+			reason = "received " + sig.String()
+		case <-poll.C:
+			if stamp := readRestartStamp(restartFile); stamp != seen {
+				reason = "restart requested"
+			}
+		case err := <-srv.Done():
+			fmt.Fprintln(stderr, "reverb: engine stopped:", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "Stopping server (%s)\n", reason)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintln(stderr, "reverb: shutdown:", err)
+	}
+	return 0
+}
+
+// restart asks every server on this machine to restart: each polls the
+// restart stamp in the state directory every 5 s (§10.6).
+func restart(args, environ []string, stdout, stderr io.Writer) int {
+	flags, err := parseFlags("restart", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := LoadConfig(flags, environ)
+	if err != nil {
+		fmt.Fprintln(stderr, "reverb:", err)
+		return 1
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		fmt.Fprintln(stderr, "reverb:", err)
+		return 1
+	}
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := os.WriteFile(filepath.Join(cfg.StateDir, "restart"), []byte(stamp), 0o644); err != nil {
+		fmt.Fprintln(stderr, "reverb:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "Restart signal sent: running servers stop within 5 seconds.")
+	return 0
+}
+
+func readRestartStamp(path string) string {
+	b, _ := os.ReadFile(path)
+	return strings.TrimSpace(string(b))
+}
+
+// checkOpenFiles raises RLIMIT_NOFILE to the hard limit: every socket is a
+// file, and the soft default (often 1024) is what stops Reverb near 1,000
+// connections.
+func checkOpenFiles(stderr io.Writer) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if lim.Cur < 65536 {
+		fmt.Fprintf(stderr, "reverb: warning: this process may open only %d files, so it holds at most about %d connections. "+
+			"Raise the hard limit: `ulimit -n 1048576` in the shell, LimitNOFILE=1048576 in the systemd unit, "+
+			"or minfds=1048576 in supervisord.conf (see scripts/).\n", lim.Cur, lim.Cur-32)
+	}
+}
