@@ -107,37 +107,39 @@ func ParseHeader(buf []byte) (h ws.Header, n int, err error) {
 		return h, 0, ErrNeedMore
 	}
 	b0, b1 := buf[0], buf[1]
+	// The whole header must be present before any of it is judged, so the
+	// verdict does not depend on how the bytes were split.
+	n = 2
+	switch b1 & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b1&0x80 != 0 {
+		n += 4
+	}
+	if len(buf) < n {
+		return h, 0, ErrNeedMore
+	}
 	h.Fin = b0&0x80 != 0
 	h.Rsv = b0 >> 4 & 0x7
 	h.OpCode = ws.OpCode(b0 & 0x0f)
 	h.Masked = b1&0x80 != 0
-	n = 2
 	switch l := b1 & 0x7f; l {
 	case 126:
-		if len(buf) < 4 {
-			return h, 0, ErrNeedMore
-		}
 		h.Length = int64(binary.BigEndian.Uint16(buf[2:]))
-		n = 4
 	case 127:
-		if len(buf) < 10 {
-			return h, 0, ErrNeedMore
-		}
 		v := binary.BigEndian.Uint64(buf[2:])
 		if v>>63 != 0 {
 			return h, 0, errBadLength
 		}
 		h.Length = int64(v)
-		n = 10
 	default:
 		h.Length = int64(l)
 	}
 	if h.Masked {
-		if len(buf) < n+4 {
-			return h, 0, ErrNeedMore
-		}
-		copy(h.Mask[:], buf[n:n+4])
-		n += 4
+		copy(h.Mask[:], buf[n-4:n])
 	}
 	return h, n, nil
 }

@@ -147,6 +147,7 @@ func (r *Request) finish(max int) error {
 		}
 		return ErrBadRequest
 	}
+	// HeadLen <= max holds here: every line end was checked against max.
 	if max > 0 && r.ContentLength > max-r.HeadLen {
 		return ErrTooLarge
 	}

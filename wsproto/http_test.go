@@ -301,6 +301,21 @@ var parseCases = []parseCase{
 
 	{name: "body one byte over max", head: "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", body: "0123456789a", max: 48 + 10, err: ErrTooLarge},
 	{name: "complete head over max", head: chromeUpgrade, max: 200, err: ErrTooLarge},
+	{
+		name: "head exactly at max",
+		head: "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+		max:  len("GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+		want: reqView{
+			Method:        "GET",
+			Path:          "/",
+			Host:          "h",
+			ContentLength: -1,
+			KeepAlive:     true,
+			HTTP11:        true,
+		},
+	},
+	{name: "head one byte over max", head: "GET / HTTP/1.1\r\nHost: h\r\n\r\n", max: len("GET / HTTP/1.1\r\nHost: h\r\n\r\n") - 1, err: ErrTooLarge},
+	{name: "size is judged before a later bad line", head: "GET / HTTP/1.1\r\nHost: hhhhhhhhhhhhhhhhhhhh\r\nbad line\r\n\r\n", max: 30, err: ErrTooLarge},
 	{name: "incomplete head over max", head: "GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + strings.Repeat("a", 100), max: 64, err: ErrTooLarge},
 	{name: "huge Content-Length with a limit", head: "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", max: 10000, err: ErrTooLarge},
 	{name: "huge Content-Length without a limit", head: "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", err: ErrBadRequest},
