@@ -121,11 +121,7 @@ func (cn *conn) Close(code int, reason string) {
 func (cn *conn) closeWith(code ws.StatusCode, reason string) {
 	lc := cn.lc
 	start := len(lc.buf)
-	if code == ws.StatusNoStatusRcvd {
-		lc.buf = wsproto.AppendFrame(lc.buf, ws.OpClose, nil)
-	} else {
-		lc.buf = wsproto.AppendClose(lc.buf, code, reason)
-	}
+	lc.buf = wsproto.AppendClose(lc.buf, code, reason) // 1005 → empty payload
 	if lc.log != nil {
 		lc.log.Debug("close", "socket_id", cn.ID, "code", int(code), "reason", reason)
 	}

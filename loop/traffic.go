@@ -114,7 +114,7 @@ func (lc *loopCtx) upgrade(cn *conn, req *wsproto.Request, key string) {
 	if status := wsproto.CheckUpgrade(req); status != 0 {
 		extra := ""
 		if status == 426 {
-			extra = "Sec-WebSocket-Version: 13"
+			extra = wsproto.VersionHeader
 		}
 		lc.respond(cn, status, bodyBadRequest, false, extra)
 		cn.closeHTTP()

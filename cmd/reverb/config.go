@@ -36,6 +36,7 @@ import (
 //	REVERB_MAX_OUTBOUND_BUFFER       servers.reverb.max_outbound_buffer  4194304 bytes
 //	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb
 //	REVERB_DEBUG                     servers.reverb.debug                false
+//	REVERB_REUSE_PORT                servers.reverb.reuse_port           false (SO_REUSEPORT)
 //	(none)                           servers.reverb.scaling.server.scheme  "tls" = TLS to Redis
 //	REVERB_APP_SIGNIN                apps.apps[].signin                  true
 //	REVERB_APP_CACHE_TTL             apps.apps[].cache_ttl               1800 s
@@ -74,6 +75,9 @@ type Config struct {
 	MaxOutboundBuffer int
 	// StateDir holds the state and pid files `reverb restart` uses.
 	StateDir string
+	// ReusePort sets SO_REUSEPORT so several processes serve one port
+	// (scripts/multi-start.sh); useful only with scaling on.
+	ReusePort bool
 	// Dev is true when no app was configured at all and a development app
 	// with random credentials was generated (Apps has exactly that app).
 	Dev bool
@@ -364,6 +368,7 @@ func (s *sources) server(c *Config, f Flags) error {
 	c.MaxRequestSize, e = s.pick("REVERB_MAX_REQUEST_SIZE", "max_request_size").integer(defaultMaxRequestSize, 1)
 	add(e)
 	c.Debug = s.pick("REVERB_DEBUG", "debug").truthy(false)
+	c.ReusePort = s.pick("REVERB_REUSE_PORT", "reuse_port").truthy(false)
 
 	c.TLS.Cert, e = s.pick("REVERB_TLS_CERT", "options", "tls", "local_cert").str("")
 	add(e)

@@ -161,6 +161,7 @@ func TestServerEnvVars(t *testing.T) {
 		"REVERB_MAX_OUTBOUND_BUFFER=65536",
 		"REVERB_STATE_DIR=/var/run/reverb",
 		"REVERB_DEBUG=1",
+		"REVERB_REUSE_PORT=true",
 		// Laravel's, not ours: accepted and ignored.
 		"BROADCAST_CONNECTION=reverb",
 		"REVERB_PORT=443",
@@ -184,6 +185,7 @@ func TestServerEnvVars(t *testing.T) {
 		TimestampWindow:   0,
 		MaxOutboundBuffer: 65536,
 		StateDir:          "/var/run/reverb",
+		ReusePort:         true,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", *c, want)

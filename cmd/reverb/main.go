@@ -136,6 +136,7 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 		MaxRequestSize:    cfg.MaxRequestSize,
 		TimestampWindow:   cfg.TimestampWindow,
 		MaxOutboundBuffer: cfg.MaxOutboundBuffer,
+		ReusePort:         cfg.ReusePort,
 		TLS:               tlsCfg,
 		Logger:            logger,
 	})
