@@ -45,7 +45,7 @@ func (k Kind) String() string {
 
 // Message is one decoded client message. Every slice points into the
 // Decoder that produced it and is valid only until that Decoder's next
-// Decode call; copy what you keep.
+// Decode call; copy what you keep and treat them as read-only.
 type Message struct {
 	Kind Kind
 	// Event is the event name, unescaped.
@@ -126,7 +126,7 @@ func (d *Decoder) Decode(msg []byte) (Message, error) {
 	m.Kind = KindClientEvent
 	d.buf = d.buf[:0]
 	if data == nil {
-		m.Data = nullJSON
+		m.Data = nullJSON[:4:4]
 	} else {
 		d.buf = appendValue(d.buf, data)
 	}
