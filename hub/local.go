@@ -444,13 +444,18 @@ func (l *Local) clientEvent(s *Session, m *pusher.Message) {
 		l.sendError(s, pusher.ErrNotMember)
 		return
 	}
-	// members mode builds a new object whose user_id comes from the sender's
-	// subscription; all mode relays the client's own user_id as-is [R].
-	uJSON := m.UserID
 	if app.ClientEvents == pusher.ClientEventsMembers {
-		uJSON = s.subs[i].userJSON
+		// A new object: data (null if absent) and the user_id of the sender's
+		// subscription when it is truthy in PHP's sense [R].
+		var uJSON []byte
+		if id := s.subs[i].userJSON; !falsyID(id) {
+			uJSON = id
+		}
+		l.tmp = pusher.AppendClientEvent(l.tmp[:0], string(m.Event), string(m.Channel), m.Data, uJSON)
+	} else {
+		// "all" relays the received object as-is, a client user_id included [R].
+		l.tmp = pusher.AppendClientEventAsIs(l.tmp[:0], string(m.Event), string(m.Channel), m.Data, m.UserID)
 	}
-	l.tmp = pusher.AppendClientEvent(l.tmp[:0], string(m.Event), string(m.Channel), m.Data, uJSON)
 	if i >= 0 {
 		ch := s.subs[i].ch
 		sh := s.as.shard(ch.name)
@@ -488,4 +493,14 @@ func (l *Local) dropUser(s *Session, id string) {
 			delete(l.users, k)
 		}
 	}
+}
+
+// falsyID reports whether a user_id's JSON text is empty or PHP-falsy
+// (0, "0"): Reverb adds no user_id to client events for those.
+func falsyID(id []byte) bool {
+	switch string(id) {
+	case "", `"0"`, "0", "0.0", "false":
+		return true
+	}
+	return false
 }

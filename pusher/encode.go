@@ -165,6 +165,24 @@ func AppendClientEvent(dst []byte, event, channel string, dataJSON, userIDJSON [
 	return append(dst, '}')
 }
 
+// AppendClientEventAsIs appends the relay of a client event in "all" mode,
+// where Reverb forwards the received object itself: the data key is left
+// out when dataJSON is nil, and userIDJSON is the client's own user_id.
+func AppendClientEventAsIs(dst []byte, event, channel string, dataJSON, userIDJSON []byte) []byte {
+	if dataJSON != nil {
+		return AppendClientEvent(dst, event, channel, dataJSON, userIDJSON)
+	}
+	dst = append(dst, `{"event":`...)
+	dst = appendQuoted(dst, event)
+	dst = append(dst, `,"channel":`...)
+	dst = appendQuoted(dst, channel)
+	if userIDJSON != nil {
+		dst = append(dst, `,"user_id":`...)
+		dst = append(dst, userIDJSON...)
+	}
+	return append(dst, '}')
+}
+
 // AppendSigninSuccess appends
 // {"event":"pusher:signin_success","data":"{\"user_data\":\"<user_data>\"}"}:
 // data is a data-string whose user_data member is the signed user_data JSON

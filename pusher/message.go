@@ -62,7 +62,7 @@ type Message struct {
 	// UserData is data.user_data of signin as received after unescaping;
 	// nil if absent or null.
 	UserData []byte
-	// Data is a client event's data as JSON text: "null" if absent; a
+	// Data is a client event's data as JSON text, nil if absent; a
 	// data-string holding JSON is replaced by that JSON (§3.2 step 4).
 	// Original key order and number text are kept ({} stays {}, big integers
 	// keep their digits); white space is dropped and strings re-escaped
@@ -84,7 +84,6 @@ type Decoder struct {
 	aux2 []byte          // ParseChannelData / ParseUserData results
 }
 
-var nullJSON = []byte("null")
 
 // Decode decodes one complete client message (PROTOCOL.md §3.2 steps 3–7,
 // §4.1–§4.3, §4.8, §4.9). Every invalid input — bad JSON or UTF-8, a
@@ -125,9 +124,7 @@ func (d *Decoder) Decode(msg []byte) (Message, error) {
 	}
 	m.Kind = KindClientEvent
 	d.buf = d.buf[:0]
-	if data == nil {
-		m.Data = nullJSON[:4:4]
-	} else {
+	if data != nil {
 		d.buf = appendValue(d.buf, data)
 	}
 	dataEnd := len(d.buf)
@@ -226,8 +223,11 @@ func (d *Decoder) decodeProtocol(m Message, sub []byte, data *fastjson.Value) (M
 }
 
 // ParseChannelData parses a presence subscription's channel_data JSON text.
-// idJSON is the raw JSON of user_id, nil when user_id is absent or PHP-falsy
-// (null, false, 0, "", "0", empty array/object: Reverb's `if ($userId)`);
+// idJSON is the raw JSON of user_id, nil when user_id is absent, null, false,
+// "" or an empty array/object. 0 and "0" are users: Reverb lists them in
+// subscription_succeeded (isset) though its `if ($userId)` checks then
+// repeat their member_added and never send member_removed; we count them
+// like any other id so both events come exactly once;
 // id is the identity string used to compare members (1, 1.0 and "1" are the
 // same user, as in PHP's (string) cast); infoJSON is the JSON of user_info,
 // "null" if absent. channel_data that is not an object has no user. Invalid
@@ -244,7 +244,7 @@ func (d *Decoder) ParseChannelData(cd []byte) (idJSON []byte, id string, infoJSO
 		uid, info = o.Get("user_id"), o.Get("user_info")
 	}
 	d.aux2 = d.aux2[:0]
-	if uid != nil && !phpEmpty(uid) {
+	if uid != nil && !noUser(uid) {
 		switch uid.Type() {
 		case fastjson.TypeString:
 			s, _ := uid.StringBytes()
@@ -373,6 +373,19 @@ func optString(o *fastjson.Object, key string) (s []byte, ok bool) {
 		return s, true
 	}
 	return nil, false
+}
+
+// noUser reports whether a user_id value names nobody: null, false, "" or
+// an empty array/object.
+func noUser(v *fastjson.Value) bool {
+	switch v.Type() {
+	case fastjson.TypeNumber, fastjson.TypeTrue:
+		return false
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return len(b) == 0
+	}
+	return phpEmpty(v)
 }
 
 // phpEmpty reports whether PHP's empty() is true for the decoded value.

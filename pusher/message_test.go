@@ -78,7 +78,7 @@ func TestDecodeValid(t *testing.T) {
 		{"client [] stays []", `{"event":"client-x","channel":"c","data":[]}`,
 			Message{Kind: KindClientEvent, Event: msgB("client-x"), Channel: msgB("c"), Data: msgB(`[]`)}},
 		{"client data absent", `{"event":"client-x","channel":"c"}`,
-			Message{Kind: KindClientEvent, Event: msgB("client-x"), Channel: msgB("c"), Data: msgB(`null`)}},
+			Message{Kind: KindClientEvent, Event: msgB("client-x"), Channel: msgB("c")}},
 		{"client data null", `{"event":"client-x","channel":"c","data":null}`,
 			Message{Kind: KindClientEvent, Event: msgB("client-x"), Channel: msgB("c"), Data: msgB(`null`)}},
 		{"client numbers keep text", `{"event":"client-x","channel":"c","data":{"big":123456789012345678901234567890,"f":1.0,"e":-2.5E+10,"z":0}}`,
@@ -113,7 +113,7 @@ func TestDecodeValid(t *testing.T) {
 		{"client user_id kept apart", `{"event":"client-x","channel":"c","data":{},"user_id":"forged"}`,
 			Message{Kind: KindClientEvent, Event: msgB("client-x"), Channel: msgB("c"), Data: msgB(`{}`), UserID: msgB(`"forged"`)}},
 		{"client escaped event", `{"event":"client-\u00e9","channel":"c"}`,
-			Message{Kind: KindClientEvent, Event: msgB("client-é"), Channel: msgB("c"), Data: msgB(`null`)}},
+			Message{Kind: KindClientEvent, Event: msgB("client-é"), Channel: msgB("c")}},
 
 		// §3.2 step 7: valid non-client events are ignored.
 		{"pusher_internal ignored", `{"event":"pusher_internal:member_added","channel":"presence-x","data":{}}`,
@@ -327,13 +327,14 @@ func TestParseChannelData(t *testing.T) {
 		{`{"user_id":"1","user_info":null}`, `"1"`, "1", `null`, false},
 		{`{"user_id":"1","user_info":"str"}`, `"1"`, "1", `"str"`, false},
 		{` { "user_id" : "1" , "extra" : 1 } `, `"1"`, "1", `null`, false},
-		// PHP-falsy ids: no user.
+		// 0 and "0" are users (Reverb lists them in the presence payload).
+		{`{"user_id":0}`, `0`, "0", `null`, false},
+		{`{"user_id":0.0}`, `0.0`, "0", `null`, false},
+		{`{"user_id":"0"}`, `"0"`, "0", `null`, false},
+		// Ids that name nobody.
 		{`{"user_id":null}`, "", "", `null`, false},
 		{`{"user_id":""}`, "", "", `null`, false},
 		{`{"user_id":false}`, "", "", `null`, false},
-		{`{"user_id":0}`, "", "", `null`, false},
-		{`{"user_id":0.0}`, "", "", `null`, false},
-		{`{"user_id":"0"}`, "", "", `null`, false},
 		{`{"user_id":[]}`, "", "", `null`, false},
 		{`{"user_id":{}}`, "", "", `null`, false},
 		{`{"user_info":{}}`, "", "", `{}`, false},
@@ -515,7 +516,10 @@ func FuzzDecode(f *testing.F) {
 				mustJSON("signin user_info", info)
 			}
 		case KindClientEvent:
-			mustJSON("data", m.Data)
+			if m.Data != nil {
+				mustJSON("data", m.Data)
+			}
+			mustJSON("client event as-is", AppendClientEventAsIs(nil, string(m.Event), string(m.Channel), m.Data, m.UserID))
 			if m.UserID != nil {
 				mustJSON("user_id", m.UserID)
 			}
