@@ -84,7 +84,6 @@ type Decoder struct {
 	aux2 []byte          // ParseChannelData / ParseUserData results
 }
 
-
 // Decode decodes one complete client message (PROTOCOL.md §3.2 steps 3–7,
 // §4.1–§4.3, §4.8, §4.9). Every invalid input — bad JSON or UTF-8, a
 // missing or mistyped field, an empty event or channel name, an unknown
