@@ -179,12 +179,14 @@ evaluate() {
       read -r a b c <<<"$cur"
       local nmin=$((conns * 4096 / page)) npress=$((conns * buf_default / page))
       local nmax=$((conns * 2 * buf_default / page)) cap=$((mem_pages * 3 / 4))
+      need="(4 KiB, 16 KiB, 32 KiB a socket)"
       if ((cap > 0 && nmax > cap)); then
         nmax=$cap
         npress=$(min "$npress" $((cap * 2 / 3)))
         nmin=$(min "$nmin" $((cap / 3)))
+        need="(capped at 3/4 of RAM)"
       fi
-      need=">= $nmin $npress $nmax pages (4 KiB, 16 KiB, 32 KiB a socket)"
+      need=">= $nmin $npress $nmax pages $need"
       ((a >= nmin && b >= npress && c >= nmax)) && ok=1
       target="$(max "$a" "$nmin") $(max "$b" "$npress") $(max "$c" "$nmax")" ;;
     net.ipv4.tcp_wmem | net.ipv4.tcp_rmem)
