@@ -171,33 +171,39 @@ func TestTriggerBatch(t *testing.T) {
 	b.subscribe("batch-a")
 	a.subscribePresence(api, "presence-batch", "1", nil)
 
-	_, err := api.TriggerBatch([]pusherapi.Event{
-		{Channel: "batch-a", Name: "e1", Data: "1"},
-		{Channel: "batch-a", Name: "e2", Data: "2", SocketID: &a.socketID},
-		{Channel: "presence-batch", Name: "e3", Data: "3"},
+	t.Run("without info", func(t *testing.T) {
+		_, err := api.TriggerBatch([]pusherapi.Event{
+			{Channel: "batch-a", Name: "e1", Data: "1"},
+			{Channel: "batch-a", Name: "e2", Data: "2", SocketID: &a.socketID},
+			{Channel: "presence-batch", Name: "e3", Data: "3"},
+		})
+		a.expectAppEvent("batch-a", "e1", "1")
+		a.expectAppEvent("presence-batch", "e3", "3")
+		b.expectAppEvent("batch-a", "e1", "1")
+		b.expectAppEvent("batch-a", "e2", "2")
+		// pusher-http-go expects an array here and cannot decode the [R]
+		// object form; the spec keeps {"batch":{}} (pusher-php accepts it).
+		var ute *json.UnmarshalTypeError
+		if err != nil && !errors.As(err, &ute) {
+			t.Fatal(err)
+		}
+		api.expectLast(t, 200, `{"batch":{}}`)
 	})
-	// pusher-http-go expects an array here and cannot decode the [R] object
-	// form; the spec keeps {"batch":{}} (pusher-php accepts it).
-	var ute *json.UnmarshalTypeError
-	if err != nil && !errors.As(err, &ute) {
-		t.Fatal(err)
-	}
-	api.expectLast(t, 200, `{"batch":{}}`)
-	a.expectAppEvent("batch-a", "e1", "1")
-	a.expectAppEvent("presence-batch", "e3", "3")
-	b.expectAppEvent("batch-a", "e1", "1")
-	b.expectAppEvent("batch-a", "e2", "2")
-
-	res, err := api.TriggerBatch([]pusherapi.Event{
-		{Channel: "presence-batch", Name: "e", Data: "x", Info: strp("user_count")},
-		{Channel: "batch-a", Name: "e", Data: "y"},
-		{Channel: "batch-a", Name: "e", Data: "z", Info: strp("subscription_count,user_count")},
+	t.Run("with info", func(t *testing.T) {
+		res, err := api.TriggerBatch([]pusherapi.Event{
+			{Channel: "presence-batch", Name: "e", Data: "x", Info: strp("user_count")},
+			{Channel: "batch-a", Name: "e", Data: "y"},
+			{Channel: "batch-a", Name: "e", Data: "z", Info: strp("subscription_count,user_count")},
+		})
+		must(t, err)
+		api.expectLast(t, 200, `{"batch":[{"user_count":1},{},{"subscription_count":2}]}`)
+		if len(res.Batch) != 3 {
+			t.Fatalf("SDK view: %+v", res)
+		}
+		a.expectAppEvent("presence-batch", "e", "x")
+		a.expectAppEvent("batch-a", "e", "y")
+		a.expectAppEvent("batch-a", "e", "z")
 	})
-	must(t, err)
-	api.expectLast(t, 200, `{"batch":[{"user_count":1},{},{"subscription_count":2}]}`)
-	if len(res.Batch) != 3 {
-		t.Fatalf("SDK view: %+v", res)
-	}
 }
 
 // TestChannels checks §9.5: only occupied channels, {} when empty, prefix

@@ -5,6 +5,7 @@ package loop_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	pusherapi "github.com/pusher/pusher-http-go/v5"
@@ -134,44 +135,48 @@ func TestPresencePayload(t *testing.T) {
 	ann := map[string]string{"name": "Ann"}
 	bob := map[string]string{"name": "Bob"}
 
-	c1 := s.connect(t)
-	m := c1.subscribePresence(a, "presence-chat.1", "1", ann)
-	assertJSON(t, "alone", m.raw, presenceJSON(t, "presence-chat.1", []string{"1"}, []any{ann}))
-	c2 := s.connect(t)
-	m = c2.subscribePresence(a, "presence-chat.1", "2", bob)
-	assertJSON(t, "two", m.raw, presenceJSON(t, "presence-chat.1", []string{"1", "2"}, []any{ann, bob}))
-
-	// ids 0 and 1 would make a PHP array; hash must stay an object.
-	z0 := s.connect(t)
-	z0.subscribePresence(a, "presence-zero", "0", nil)
-	z1 := s.connect(t)
-	m = z1.subscribePresence(a, "presence-zero", "1", ann)
-	assertJSON(t, "ids 0..n-1", m.raw, presenceJSON(t, "presence-zero", []string{"0", "1"}, []any{nil, ann}))
-	var d struct {
-		Presence struct {
-			Hash json.RawMessage `json:"hash"`
-		} `json:"presence"`
-	}
-	decodeInto(t, m.dataString(t), &d)
-	if len(d.Presence.Hash) == 0 || d.Presence.Hash[0] != '{' {
-		t.Fatalf("hash must be a JSON object, got %s", d.Presence.Hash)
-	}
-
-	// A presence subscription without channel_data (signed like a private
-	// one) has no user: count 0, empty object hash, no member events (§4.4, §4.5).
-	obs := s.connect(t)
-	obs.subscribePresence(a, "presence-anon", "obs", nil)
-	anon := s.connect(t)
-	anon.sendSubscribe("presence-anon", a.authPrivate(t, anon.socketID, "presence-anon"), "")
-	m = anon.expectEvent("pusher_internal:subscription_succeeded")
-	assertJSON(t, "id-less", m.raw, presenceJSON(t, "presence-anon", []string{"obs"}, []any{nil}))
-	anon2 := s.connect(t)
-	anon2.sendSubscribe("presence-anon2", a.authPrivate(t, anon2.socketID, "presence-anon2"), "")
-	m = anon2.expectEvent("pusher_internal:subscription_succeeded")
-	assertJSON(t, "id-less alone", m.raw, presenceJSON(t, "presence-anon2", nil, nil))
-	anon.close()
-	obs.sync()
-	obs.expectQuiet()
+	t.Run("join order", func(t *testing.T) {
+		c1 := s.connect(t)
+		m := c1.subscribePresence(a, "presence-chat.1", "1", ann)
+		assertJSON(t, "alone", m.raw, presenceJSON(t, "presence-chat.1", []string{"1"}, []any{ann}))
+		c2 := s.connect(t)
+		m = c2.subscribePresence(a, "presence-chat.1", "2", bob)
+		assertJSON(t, "two", m.raw, presenceJSON(t, "presence-chat.1", []string{"1", "2"}, []any{ann, bob}))
+	})
+	t.Run("ids 0..n-1", func(t *testing.T) {
+		// ids 0 and 1 would make a PHP array; hash must stay an object.
+		z0 := s.connect(t)
+		z0.subscribePresence(a, "presence-zero", "0", nil)
+		z1 := s.connect(t)
+		m := z1.subscribePresence(a, "presence-zero", "1", ann)
+		var d struct {
+			Presence struct {
+				Hash json.RawMessage `json:"hash"`
+			} `json:"presence"`
+		}
+		decodeInto(t, m.dataString(t), &d)
+		if len(d.Presence.Hash) == 0 || d.Presence.Hash[0] != '{' {
+			t.Errorf("hash must be a JSON object, got %s", d.Presence.Hash)
+		}
+		assertJSON(t, "ids 0..n-1", m.raw, presenceJSON(t, "presence-zero", []string{"0", "1"}, []any{nil, ann}))
+	})
+	t.Run("id-less", func(t *testing.T) {
+		// A presence subscription without channel_data (signed like a private
+		// one) has no user: left out of count/ids/hash, no member events (§4.4, §4.5).
+		obs := s.connect(t)
+		obs.subscribePresence(a, "presence-anon", "obs", nil)
+		anon := s.connect(t)
+		anon.sendSubscribe("presence-anon", a.authPrivate(t, anon.socketID, "presence-anon"), "")
+		m := anon.expectEvent("pusher_internal:subscription_succeeded")
+		assertJSON(t, "id-less", m.raw, presenceJSON(t, "presence-anon", []string{"obs"}, []any{nil}))
+		anon2 := s.connect(t)
+		anon2.sendSubscribe("presence-anon2", a.authPrivate(t, anon2.socketID, "presence-anon2"), "")
+		m = anon2.expectEvent("pusher_internal:subscription_succeeded")
+		assertJSON(t, "id-less alone", m.raw, presenceJSON(t, "presence-anon2", nil, nil))
+		anon.close()
+		obs.sync()
+		obs.expectQuiet()
+	})
 }
 
 // TestPresenceMembership checks §4.5: member_added and member_removed go to
@@ -368,19 +373,21 @@ func TestClientEventsAll(t *testing.T) {
 		{`{"event":"client-a","channel":"room","data":42}`, `{"event":"client-a","channel":"room","data":42}`},
 		{`{"event":"client-a","channel":"room"}`, `{"event":"client-a","channel":"room"}`},
 	}
-	for _, tc := range cases {
-		sender.send(tc.in)
-		m := recv.expectMsg()
-		assertJSON(t, tc.in, m.raw, tc.out)
-		if tc.in == cases[2].in {
-			var raw struct {
-				Data json.RawMessage `json:"data"`
+	for i, tc := range cases {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			sender.send(tc.in)
+			m := recv.expectMsg()
+			assertJSON(t, tc.in, m.raw, tc.out)
+			if i == 2 {
+				var raw struct {
+					Data json.RawMessage `json:"data"`
+				}
+				decodeInto(t, string(m.raw), &raw)
+				if string(raw.Data) != `{"n":1.0}` {
+					t.Errorf("client data should be forwarded as the original JSON text (§3.3), got %s", raw.Data)
+				}
 			}
-			decodeInto(t, string(m.raw), &raw)
-			if string(raw.Data) != `{"n":1.0}` {
-				t.Errorf("client data should be forwarded as the original JSON text (§3.3), got %s", raw.Data)
-			}
-		}
+		})
 	}
 	sender.sync()
 	sender.expectQuiet() // never echoed

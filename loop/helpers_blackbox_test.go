@@ -333,7 +333,6 @@ type message struct {
 	Event   string          `json:"event"`
 	Channel string          `json:"channel"`
 	Data    json.RawMessage `json:"data"`
-	UserID  json.RawMessage `json:"user_id"`
 	raw     []byte
 	fields  map[string]json.RawMessage
 }
@@ -513,10 +512,20 @@ func (c *wsClient) sendJSON(v any) {
 	c.send(jsonOf(c.t, v))
 }
 
-// writeFrame masks a copy of f and writes it.
+// writeFrame masks a copy of f and writes it with one write, as browsers do;
+// TestSplitFrames covers frames that arrive in pieces.
 func (c *wsClient) writeFrame(f ws.Frame) error {
+	b, err := ws.CompileFrame(ws.MaskFrame(f))
+	if err != nil {
+		return err
+	}
+	return c.writeRaw(b)
+}
+
+func (c *wsClient) writeRaw(b []byte) error {
 	c.conn.SetWriteDeadline(time.Now().Add(ioTimeout))
-	return ws.WriteFrame(c.conn, ws.MaskFrame(f))
+	_, err := c.conn.Write(b)
+	return err
 }
 
 func (c *wsClient) close() { c.conn.Close() }
@@ -693,7 +702,6 @@ type recorder struct {
 	reqBody []byte
 	status  int
 	body    []byte
-	header  http.Header
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -719,7 +727,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	r.mu.Lock()
-	r.reqBody, r.status, r.body, r.header = reqBody, resp.StatusCode, body, resp.Header
+	r.reqBody, r.status, r.body = reqBody, resp.StatusCode, body
 	r.mu.Unlock()
 	return resp, nil
 }
