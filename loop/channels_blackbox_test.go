@@ -10,6 +10,7 @@ import (
 
 	pusherapi "github.com/pusher/pusher-http-go/v5"
 
+	"github.com/goreverb/reverb/loop"
 	"github.com/goreverb/reverb/pusher"
 )
 
@@ -217,6 +218,61 @@ func TestPresenceMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.expectLast(t, 200, `{"users":[{"id":"9"}]}`)
+}
+
+// TestNoStaleDeliveries checks §4.5/§9.3: a socket that joins after
+// another member's join completed never gets that member's member_added
+// (it is already in its subscription_succeeded). Repeated on fresh channels
+// because the race needs the two sockets on different loops.
+func TestNoStaleDeliveries(t *testing.T) {
+	t.Parallel()
+	s := startDefault(t, func(c *loop.Config) { c.Loops = 4 })
+	a := s.api(t)
+	t.Run("join", func(t *testing.T) {
+		late := s.connect(t)
+		for i := range 30 {
+			ch := fmt.Sprintf("presence-stale-%d", i)
+			first := s.connect(t)
+			first.subscribePresence(a, ch, "first", nil)
+			m := late.subscribePresence(a, ch, "late", nil)
+			assertJSON(t, ch, m.raw, presenceJSON(t, ch, []string{"first", "late"}, []any{nil, nil}))
+			late.sync()
+		}
+		late.expectQuiet()
+	})
+	t.Run("leave", func(t *testing.T) {
+		late := s.connect(t)
+		for i := range 30 {
+			ch := fmt.Sprintf("presence-left-%d", i)
+			first := s.connect(t)
+			first.subscribePresence(a, ch, "first", nil)
+			first.unsubscribe(ch)
+			first.sync()
+			m := late.subscribePresence(a, ch, "late", nil)
+			assertJSON(t, ch, m.raw, presenceJSON(t, ch, []string{"late"}, []any{nil}))
+			late.sync()
+		}
+		late.expectQuiet()
+	})
+	t.Run("event before subscribe", func(t *testing.T) {
+		// An HTTP event answered before the subscribe is not delivered
+		// live to it; a cache channel replays it exactly once.
+		late := s.connect(t)
+		other := s.connect(t)
+		for i := range 30 {
+			ch := fmt.Sprintf("cache-race-%d", i)
+			pub := fmt.Sprintf("pub-race-%d", i)
+			other.subscribe(pub) // occupied, so the event is fanned out
+			must(t, a.Trigger(ch, "ev", "before"))
+			must(t, a.Trigger(pub, "ev", "before"))
+			other.expectAppEvent(pub, "ev", "before")
+			late.subscribe(ch)
+			late.expectAppEvent(ch, "ev", "before")
+			late.subscribe(pub)
+			late.sync()
+		}
+		late.expectQuiet()
+	})
 }
 
 // TestUnsubscribe checks §4.3: no reply ever, no more events, and the
