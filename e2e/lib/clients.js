@@ -24,24 +24,50 @@ export async function until(fn, what, timeout = 5000) {
 
 // countingProxy forwards loopback TCP to targetPort and counts accepted
 // connections: a client that reconnects shows up as a second connection
-// even while pusher-js stays in the 'connecting' state.
-export function countingProxy(targetPort) {
+// even while pusher-js stays in the 'connecting' state. With patienceMs > 0
+// it keeps redialling a refused upstream for that long, like a load
+// balancer in front of a restarting server, so a client's immediate retry
+// lands on the new process instead of in pusher-js's 15 s retry timeout.
+export function countingProxy(targetPort, { patienceMs = 0 } = {}) {
   const sockets = new Set();
   const proxy = { connections: 0, port: 0 };
   const server = net.createServer((down) => {
     proxy.connections++;
-    const up = net.connect(targetPort, '127.0.0.1');
-    sockets.add(down).add(up);
-    down.pipe(up);
-    up.pipe(down);
+    sockets.add(down);
+    down.pause();
+    const deadline = Date.now() + patienceMs;
+    let up = null;
     const drop = () => {
       down.destroy();
-      up.destroy();
+      if (up) up.destroy();
       sockets.delete(down);
-      sockets.delete(up);
+      if (up) sockets.delete(up);
     };
     down.on('error', drop).on('close', drop);
-    up.on('error', drop).on('close', drop);
+    const dial = () => {
+      if (down.destroyed) return;
+      const attempt = net.connect(targetPort, '127.0.0.1');
+      let open = false;
+      sockets.add(attempt);
+      attempt.once('connect', () => {
+        open = true;
+        up = attempt;
+        up.on('close', drop);
+        down.pipe(up);
+        up.pipe(down);
+        down.resume();
+      });
+      attempt.on('error', (err) => {
+        if (!open && err.code === 'ECONNREFUSED' && Date.now() < deadline) {
+          sockets.delete(attempt);
+          attempt.destroy();
+          setTimeout(dial, 50);
+        } else {
+          drop();
+        }
+      });
+    };
+    dial();
   });
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
@@ -135,8 +161,8 @@ export class Harness {
     return echo;
   }
 
-  async proxy() {
-    const proxy = await countingProxy(this.server.port);
+  async proxy(opts) {
+    const proxy = await countingProxy(this.server.port, opts);
     this.proxies.push(proxy);
     return proxy;
   }

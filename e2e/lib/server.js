@@ -79,10 +79,10 @@ export function appConfig(overrides) {
 // startServer spawns `reverb start` and resolves once GET /up answers
 // {"health":"OK"}. opts.apps (array of app objects) writes a JSON config
 // file; opts.env sets REVERB_APP_ID/KEY/SECRET (defaults: first app or the
-// built-in e2e app).
+// built-in e2e app); opts.port reuses a port (restart tests).
 export async function startServer(opts = {}) {
   const bin = binary();
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-e2e-run-'));
   const args = ['start', '--host', '127.0.0.1', '--port', String(port)];
   const apps = opts.apps ? opts.apps.map(appConfig) : null;

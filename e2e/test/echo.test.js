@@ -69,6 +69,16 @@ test('Echo.private() authorizes through the auth endpoint and receives events', 
   assert.deepEqual(got, [{ id: 7 }]);
 });
 
+test('Echo.encryptedPrivate() decrypts what the SDK encrypted', T, async () => {
+  const echo = h.echo({ user: ANN });
+  const got = [];
+  const ch = echo.encryptedPrivate('dm.1').listen('.Sealed', (e) => got.push(e));
+  await whenSubscribed(ch);
+  await api.trigger('private-encrypted-dm.1', 'Sealed', { text: 'for Ann only' });
+  await until(() => got.length === 1, 'the decrypted event');
+  assert.deepEqual(got, [{ text: 'for Ann only' }]);
+});
+
 // joinRecorder joins a presence channel and records here/joining/leaving.
 function joinRecorder(echo, name) {
   const r = { here: null, joining: [], leaving: [] };
