@@ -142,6 +142,9 @@ export async function startServer(opts = {}) {
     await sleep(100);
   }
 
+  // stop resolves with how the process ended: {code, signal, killed}
+  // (killed = it ignored SIGTERM for 3 s).
+  let killed = false;
   async function stop() {
     if (!exited) {
       child.kill('SIGTERM');
@@ -150,11 +153,13 @@ export async function startServer(opts = {}) {
       const first = await Promise.race([exitPromise, timeout]);
       clearTimeout(timer);
       if (first === 'timeout') {
+        killed = true;
         child.kill('SIGKILL');
         await exitPromise;
       }
     }
     fs.rmSync(tmp, { recursive: true, force: true });
+    return { ...exited, killed };
   }
 
   return { port, url, pid: child.pid, apps: apps || [envApp], app: envApp, logs: () => log, stop };

@@ -35,7 +35,8 @@ test('SIGTERM: close 4200, then pusher-js reconnects and resubscribes to the new
   news.bind('Headline', (d) => got.push(d));
   priv.bind('Headline', (d) => got.push(d));
 
-  await first.stop();
+  const exit = await first.stop();
+  assert.deepEqual(exit, { code: 0, signal: null, killed: false }, 'SIGTERM exits 0 within 3 s');
   await until(() => c.rec.errors.some((e) => errorCode(e) === 4200), 'close code 4200');
 
   const second = await startServer({ apps: [APP], port: first.port });
