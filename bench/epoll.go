@@ -39,11 +39,6 @@ func (p *poller) add(fd int, ev uint32) error {
 	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &e)
 }
 
-func (p *poller) mod(fd int, ev uint32) error {
-	e := unix.EpollEvent{Events: ev, Fd: int32(fd)}
-	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &e)
-}
-
 // wait returns the number of ready events in p.events; EINTR counts as a
 // timeout so callers simply loop.
 func (p *poller) wait(msec int) (int, error) {
