@@ -23,9 +23,15 @@ type Channel struct {
 	cachePayload []byte
 	cacheAt      int64
 
-	// local[i] is the set of loop i's sockets on this channel; only loop i
-	// touches it, so it needs no lock.
-	local []map[*Session]struct{}
+	// pubSeq numbers the deliveries posted for this channel (shard). A
+	// subscriber remembers the number current when it joined and gets only
+	// deliveries posted after that, so a delivery still queued in an inbox
+	// never reaches a socket that subscribed after it was published.
+	pubSeq uint64
+
+	// local[i] maps loop i's sockets on this channel to their join number;
+	// only loop i touches it, so it needs no lock.
+	local []map[*Session]uint64
 }
 
 // member is one distinct presence user on a channel (shard).
@@ -42,7 +48,7 @@ func newChannel(as *appState, name string, loops int) *Channel {
 		typ:     pusher.ClassifyChannel(name),
 		as:      as,
 		perLoop: make([]int32, loops),
-		local:   make([]map[*Session]struct{}, loops),
+		local:   make([]map[*Session]uint64, loops),
 	}
 	if ch.typ.IsPresence() {
 		ch.members = make(map[string]*member)

@@ -191,7 +191,8 @@ func (h *Hub) publish(as *appState, name string, payload []byte, except string, 
 
 // postLocked queues frame to every loop with subscribers of ch (shard held).
 func (h *Hub) postLocked(ch *Channel, frame []byte, except string) {
-	d := delivery{kind: deliverFrame, ch: ch, frame: frame, except: except}
+	ch.pubSeq++
+	d := delivery{kind: deliverFrame, ch: ch, frame: frame, except: except, seq: ch.pubSeq}
 	for i, n := range ch.perLoop {
 		if n > 0 {
 			h.locals[i].post(d)

@@ -422,3 +422,27 @@ func BenchmarkClientEventFanout(b *testing.B) {
 		})
 	}
 }
+
+// TestQueuedDeliveryDoesNotReachLaterSubscriber: a delivery still waiting in
+// an inbox when another socket subscribes must not reach that socket, or a
+// presence joiner would get member_added for a member its own
+// subscription_succeeded already listed.
+func TestQueuedDeliveryDoesNotReachLaterSubscriber(t *testing.T) {
+	th := newTestHub(t, 1, nil)
+	watcher, a, b := th.connect(t, 0), th.connect(t, 0), th.connect(t, 0)
+	th.joinPresence(t, watcher, "presence-q", "w")
+	th.drain()
+	watcher.c.events(t)
+
+	th.joinPresence(t, a, "presence-q", "a") // member_added(a) queued, not drained
+	th.h.Publish(th.app, []string{"presence-q"}, "Early", []byte("1"), "")
+	th.joinPresence(t, b, "presence-q", "b") // joins before the drain
+	th.drain()
+
+	if got := names(b.c.events(t)); len(got) != 1 || got[0] != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("late subscriber got %v, want only its subscription_succeeded", got)
+	}
+	if got := names(watcher.c.events(t)); strings.Join(got, ",") != "pusher_internal:member_added,Early,pusher_internal:member_added" {
+		t.Fatalf("earlier subscriber got %v", got)
+	}
+}

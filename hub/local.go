@@ -20,6 +20,7 @@ type delivery struct {
 	ch     *Channel
 	frame  []byte
 	except string
+	seq    uint64 // Channel.pubSeq of this delivery
 	app    *pusher.App
 	user   string
 }
@@ -92,8 +93,8 @@ func (l *Local) Drain() {
 		d := &batch[i]
 		switch d.kind {
 		case deliverFrame:
-			for s := range d.ch.local[l.idx] {
-				if s.ID != d.except {
+			for s, joined := range d.ch.local[l.idx] {
+				if joined < d.seq && s.ID != d.except {
 					s.conn.Send(d.frame)
 				}
 			}
@@ -309,6 +310,7 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	}
 	ch.subs++
 	ch.perLoop[l.idx]++
+	joined := ch.pubSeq
 	if uKey != "" {
 		mb := ch.members[uKey]
 		if mb == nil {
@@ -330,9 +332,9 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	sh.mu.Unlock()
 
 	if ch.local[l.idx] == nil {
-		ch.local[l.idx] = make(map[*Session]struct{})
+		ch.local[l.idx] = make(map[*Session]uint64)
 	}
-	ch.local[l.idx][s] = struct{}{}
+	ch.local[l.idx][s] = joined
 	s.subs = append(s.subs, subscription{ch: ch, userKey: uKey, userJSON: uJSON})
 	if uKey != "" {
 		l.addUser(s, uKey)

@@ -122,6 +122,9 @@ func Start(cfg Config) (*Server, error) {
 		s.done <- gnet.Run(eng, listen,
 			gnet.WithNumEventLoop(cfg.Loops),
 			gnet.WithReusePort(cfg.ReusePort),
+			// SO_REUSEADDR: a restarted server must rebind at once although
+			// its predecessor's closed sockets are still in TIME_WAIT.
+			gnet.WithReuseAddr(true),
 			gnet.WithTicker(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(quietLogger{}),
