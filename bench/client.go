@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"encoding/binary"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -163,8 +162,6 @@ func newClientLoop(w *worker, id int) (*clientLoop, error) {
 func nanotime() int64 { return time.Now().UnixNano() }
 
 func (l *clientLoop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	l.now = nanotime()
 	l.nextDial = l.now
 	for {

@@ -1,7 +1,8 @@
 package bench
 
 import (
-	"errors"
+	"runtime"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -41,12 +42,49 @@ func (p *poller) add(fd int, ev uint32) error {
 
 // wait returns the number of ready events in p.events; EINTR counts as a
 // timeout so callers simply loop.
+//
+// epoll_pwait is issued as a raw syscall: the loop keeps its P while it
+// sleeps in the kernel, so the scheduler neither hands the P off nor keeps
+// sysmon polling at 20 µs, which at one wake-up per event burst cost more
+// CPU than the I/O itself. The process must therefore run with GOMAXPROCS
+// above the number of loops (see reserveProcs); a signal (async
+// preemption, GC) interrupts the wait with EINTR.
 func (p *poller) wait(msec int) (int, error) {
-	n, err := unix.EpollWait(p.epfd, p.events, msec)
-	if errors.Is(err, unix.EINTR) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd),
+		uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), uintptr(msec), 0, 0)
+	switch e {
+	case 0:
+		return int(n), nil
+	case unix.EINTR:
 		return 0, nil
 	}
-	return n, err
+	return 0, e
+}
+
+// rawLoops counts the loop goroutines of this process that may sit in a
+// raw epoll wait; guarded by rawLoopsMu.
+var (
+	rawLoopsMu sync.Mutex
+	rawLoops   int
+)
+
+// reserveProcs registers n more loop goroutines and raises GOMAXPROCS so
+// that, even with all of them parked in raw epoll waits, two Ps are left
+// for everything else (control lines, the publisher, tests). It never
+// lowers GOMAXPROCS; releaseProcs undoes the count when the loops end.
+func reserveProcs(n int) {
+	rawLoopsMu.Lock()
+	defer rawLoopsMu.Unlock()
+	rawLoops += n
+	if want := rawLoops + 2; runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
+}
+
+func releaseProcs(n int) {
+	rawLoopsMu.Lock()
+	rawLoops -= n
+	rawLoopsMu.Unlock()
 }
 
 // wake makes the loop's current or next wait return. Any goroutine.

@@ -101,6 +101,7 @@ func StartRef(host string, port, loops int) (*RefServer, error) {
 		}
 		s.loops = append(s.loops, l)
 	}
+	reserveProcs(len(s.loops))
 	for _, l := range s.loops {
 		s.wg.Add(1)
 		go l.run()
@@ -165,6 +166,7 @@ func (s *RefServer) Close() error {
 			l.p.wake()
 		}
 		s.wg.Wait()
+		releaseProcs(len(s.loops))
 	})
 	return nil
 }
@@ -228,7 +230,6 @@ type refConn struct {
 }
 
 func (l *refLoop) run() {
-	runtime.LockOSThread()
 	defer l.s.wg.Done()
 	defer l.release()
 	for !l.s.stop.Load() {

@@ -296,6 +296,8 @@ func (w *worker) run(rd *bufio.Reader, enc *lineWriter) error {
 		}
 		w.loops = append(w.loops, l)
 	}
+	reserveProcs(len(w.loops))
+	defer releaseProcs(len(w.loops))
 	var wg sync.WaitGroup
 	for _, l := range w.loops {
 		wg.Add(1)
