@@ -190,6 +190,7 @@ type refLoop struct {
 	rbuf  []byte
 	out   []byte
 	dead  []*refConn
+	local []refEvent
 
 	parser  fastjson.Parser
 	parser2 fastjson.Parser
@@ -261,6 +262,7 @@ func (l *refLoop) run() {
 				if c.dead {
 					l.closeConn(c)
 				}
+				l.flushLocal()
 			}
 		}
 		l.reap()
@@ -622,13 +624,24 @@ func (l *refLoop) publish(body []byte) bool {
 }
 
 // broadcast delivers e on this loop and posts it to the others.
+// The local share waits in l.local until the current socket's input is
+// handled, so the HTTP answer goes out before ~1/loops of the writes.
 func (l *refLoop) broadcast(e refEvent) {
 	for _, o := range l.s.loops {
 		if o != l {
 			o.post(e)
 		}
 	}
-	l.deliver(e)
+	l.local = append(l.local, e)
+}
+
+// flushLocal delivers the events this loop published itself.
+func (l *refLoop) flushLocal() {
+	for i := range l.local {
+		l.deliver(l.local[i])
+		l.local[i] = refEvent{}
+	}
+	l.local = l.local[:0]
 }
 
 // post queues e for loop o and wakes it once per batch. Any goroutine.
