@@ -100,15 +100,25 @@ func parseFlags(name string, args []string, stderr io.Writer) (Flags, error) {
 	return f, nil
 }
 
-func start(args, environ []string, stdout, stderr io.Writer) int {
-	flags, err := parseFlags("start", args, stderr)
+// configure parses a command's flags and loads the merged configuration. On
+// failure it has reported the problem and returns nil with the exit code.
+func configure(name string, args, environ []string, stderr io.Writer) (*Config, int) {
+	flags, err := parseFlags(name, args, stderr)
 	if err != nil {
-		return 2
+		return nil, 2
 	}
 	cfg, err := LoadConfig(flags, environ)
 	if err != nil {
 		fmt.Fprintln(stderr, "reverb:", err)
-		return 1
+		return nil, 1
+	}
+	return cfg, 0
+}
+
+func start(args, environ []string, stdout, stderr io.Writer) int {
+	cfg, rc := configure("start", args, environ, stderr)
+	if cfg == nil {
+		return rc
 	}
 	apps, err := pusher.NewAppSet(cfg.Apps)
 	if err != nil {
@@ -191,14 +201,9 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 // restart asks every server on this machine to restart: each polls the
 // restart stamp in the state directory every 5 s (§10.6).
 func restart(args, environ []string, stdout, stderr io.Writer) int {
-	flags, err := parseFlags("restart", args, stderr)
-	if err != nil {
-		return 2
-	}
-	cfg, err := LoadConfig(flags, environ)
-	if err != nil {
-		fmt.Fprintln(stderr, "reverb:", err)
-		return 1
+	cfg, rc := configure("restart", args, environ, stderr)
+	if cfg == nil {
+		return rc
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		fmt.Fprintln(stderr, "reverb:", err)

@@ -2,11 +2,10 @@
 // Node and events triggered through the official `pusher` Node SDK
 // (PROTOCOL.md §4.2, §4.4, §4.6, §4.7, §6.1, §9.3).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
+import { useStack } from '../lib/stack.js';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { startAuthServer, sdk } from '../lib/auth.js';
-import { Harness, connected, subscribed, until, sleep, messagesOf } from '../lib/clients.js';
+import { connected, subscribed, until, sleep, messagesOf } from '../lib/clients.js';
 
 const T = { timeout: 20000 };
 let server;
@@ -14,18 +13,7 @@ let auth;
 let h;
 let api;
 
-before(async () => {
-  server = await startServer();
-  auth = await startAuthServer(server.app, server.port);
-  h = new Harness(server, auth);
-  api = sdk(server.app, server.port);
-});
-
-after(async () => {
-  await h?.cleanup();
-  await auth?.close();
-  await server?.stop();
-});
+useStack({}, (s) => ({ server, auth, h, api } = s));
 
 // received records every payload of one event on one channel.
 function received(channel, event) {

@@ -2,11 +2,10 @@
 // channels, whispers (PROTOCOL.md §4.4, §4.5, §4.8). The app comes from a
 // config file with accept_client_events_from = members.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
+import { useStack } from '../lib/stack.js';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { startAuthServer, sdk } from '../lib/auth.js';
-import { Harness, connected, until, sleep } from '../lib/clients.js';
+import { connected, until, sleep } from '../lib/clients.js';
 
 const T = { timeout: 20000 };
 // QUIET is how long we wait to be confident an event is NOT coming: far
@@ -17,18 +16,7 @@ let auth;
 let h;
 let api;
 
-before(async () => {
-  server = await startServer({ apps: [{ app_id: 'echo-app', key: 'echo-key', secret: 'echo-secret', accept_client_events_from: 'members' }] });
-  auth = await startAuthServer(server.app, server.port);
-  h = new Harness(server, auth);
-  api = sdk(server.app, server.port);
-});
-
-after(async () => {
-  await h?.cleanup();
-  await auth?.close();
-  await server?.stop();
-});
+useStack({ apps: [{ app_id: 'echo-app', key: 'echo-key', secret: 'echo-secret', accept_client_events_from: 'members' }] }, (s) => ({ server, auth, h, api } = s));
 
 const ANN = { id: '1', name: 'Ann' };
 const BOB = { id: '2', name: 'Bob' };

@@ -1,11 +1,11 @@
 // Reverb's HTTP API through the official `pusher` Node SDK, checked against
 // the clients actually connected (PROTOCOL.md §9.3, §9.5–§9.9, §9.11).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
+import { sdk } from '../lib/auth.js';
+import { useStack } from '../lib/stack.js';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { startAuthServer, sdk } from '../lib/auth.js';
-import { Harness, subscribed, until } from '../lib/clients.js';
+import { subscribed, until } from '../lib/clients.js';
 
 const T = { timeout: 20000 };
 let server;
@@ -13,18 +13,7 @@ let auth;
 let h;
 let api;
 
-before(async () => {
-  server = await startServer({ apps: [{ app_id: 'api-app', key: 'api-key', secret: 'api-secret' }] });
-  auth = await startAuthServer(server.app, server.port);
-  h = new Harness(server, auth);
-  api = sdk(server.app, server.port);
-});
-
-after(async () => {
-  await h?.cleanup();
-  await auth?.close();
-  await server?.stop();
-});
+useStack({ apps: [{ app_id: 'api-app', key: 'api-key', secret: 'api-secret' }] }, (s) => ({ server, auth, h, api } = s));
 
 async function get(path, params) {
   const res = await api.get({ path, params });

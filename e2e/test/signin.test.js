@@ -1,11 +1,10 @@
 // User authentication (pusher:signin), server-to-user events and
 // terminate_connections (PROTOCOL.md §4.9, §9.8, §2.6).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
+import { useStack } from '../lib/stack.js';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { startAuthServer, sdk } from '../lib/auth.js';
-import { Harness, connected, subscribed, until, sleep, errorCode, messagesOf } from '../lib/clients.js';
+import { connected, subscribed, until, sleep, errorCode, messagesOf } from '../lib/clients.js';
 
 const T = { timeout: 20000 };
 const QUIET = 600;
@@ -14,18 +13,7 @@ let auth;
 let h;
 let api;
 
-before(async () => {
-  server = await startServer({ apps: [{ app_id: 'signin-app', key: 'signin-key', secret: 'signin-secret' }] });
-  auth = await startAuthServer(server.app, server.port);
-  h = new Harness(server, auth);
-  api = sdk(server.app, server.port);
-});
-
-after(async () => {
-  await h?.cleanup();
-  await auth?.close();
-  await server?.stop();
-});
+useStack({ apps: [{ app_id: 'signin-app', key: 'signin-key', secret: 'signin-secret' }] }, (s) => ({ server, auth, h, api } = s));
 
 // signedIn signs the client in and waits until pusher-js has subscribed
 // its #server-to-user-<id> channel.
