@@ -86,6 +86,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	res.Params = Params{Conns: cfg.Conns, Channels: cfg.Channels, ChannelType: cfg.ChannelType, Rate: cfg.Rate,
 		DurationS: cfg.Duration.Seconds(), Ramp: cfg.Ramp, Group: cfg.Group, Workers: cfg.Workers, Loops: cfg.Loops,
 		Size: cfg.Size, HTTPConns: cfg.HTTPConns}
+	if cfg.Scenario != ScenarioWhisper {
+		res.Params.Group = 0
+	}
 
 	s0, err := SampleProcs(cfg.ServerPIDs)
 	if err != nil {

@@ -309,8 +309,12 @@ func PrintSummary(w io.Writer, r *Result) {
 	if r.Scenario != ScenarioConnect {
 		rate = fmt.Sprintf("rate %g/s, ", p.Rate)
 	}
-	fmt.Fprintf(w, "%s against %s: %d conns, %d %s channels, %s%gs, ramp %g/s, %d worker(s) x %d loop(s), %d source IP(s)\n",
-		r.Scenario, r.Target, p.Conns, p.Channels, p.ChannelType, rate, p.DurationS, p.Ramp, p.Workers, p.Loops, p.SrcIPs)
+	conns := strconv.Itoa(p.Conns) + " conns, "
+	if r.Scenario == ScenarioChurn {
+		conns = ""
+	}
+	fmt.Fprintf(w, "%s against %s: %s%d %s channels, %s%gs, ramp %g/s, %d worker(s) x %d loop(s), %d source IP(s)\n",
+		r.Scenario, r.Target, conns, p.Channels, p.ChannelType, rate, p.DurationS, p.Ramp, p.Workers, p.Loops, p.SrcIPs)
 	c := r.Conns
 	if r.Scenario == ScenarioChurn {
 		fmt.Fprintf(w, "  connections   %d dialled, %d subscribed, %d failed%s\n", c.Planned, c.Subscribed, c.Failed, counts(c.Fails))
