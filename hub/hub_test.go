@@ -77,7 +77,7 @@ func newTestHub(t testing.TB, loops int, mod func(*pusher.App)) *testHub {
 
 func (th *testHub) drain() {
 	for _, l := range th.l {
-		l.Drain()
+		l.Drain(0)
 		l.ResetScratch()
 	}
 }
@@ -366,7 +366,7 @@ func BenchmarkFanoutAcrossLoops(b *testing.B) {
 				case <-stop:
 					return
 				case <-r.wake:
-					l.Drain()
+					l.Drain(0)
 					l.ResetScratch()
 					r.done <- 1
 				}
@@ -444,5 +444,61 @@ func TestQueuedDeliveryDoesNotReachLaterSubscriber(t *testing.T) {
 	}
 	if got := names(watcher.c.events(t)); strings.Join(got, ",") != "pusher_internal:member_added,Early,pusher_internal:member_added" {
 		t.Fatalf("earlier subscriber got %v", got)
+	}
+}
+
+// TestBudgetedDrainKeepsOrderAndCoalesces drains in slices of 3 sockets:
+// every socket gets every event exactly once and in order, a run of events
+// for one channel reaches a socket in one go, and a later post waits behind
+// the unfinished batch.
+func TestBudgetedDrainKeepsOrderAndCoalesces(t *testing.T) {
+	th := newTestHub(t, 1, nil)
+	var all []*client
+	for i := 0; i < 10; i++ {
+		cl := th.connect(t, 0)
+		cl.send(`{"event":"pusher:subscribe","data":{"channel":"a"}}`)
+		if i%2 == 0 {
+			cl.send(`{"event":"pusher:subscribe","data":{"channel":"b"}}`)
+		}
+		cl.c.events(t)
+		all = append(all, cl)
+	}
+	l := th.l[0]
+	pub := func(ch, ev string) { th.h.Publish(th.app, []string{ch}, ev, []byte(`1`), "") }
+	pub("a", "a1")
+	pub("a", "a2")
+	pub("b", "b1")
+
+	// One slice: the first 3 sockets of channel a got a1 and a2 together.
+	if !l.Drain(3) {
+		t.Fatal("Drain(3) finished 10 sockets")
+	}
+	got := 0
+	for _, cl := range all {
+		switch n := len(cl.c.frames); n {
+		case 0:
+		case 2:
+			got++
+		default:
+			t.Fatalf("a socket got %d frames in the first slice; a1 and a2 must arrive together", n)
+		}
+	}
+	if got != 3 {
+		t.Fatalf("%d sockets served by the first slice, want 3", got)
+	}
+	pub("a", "a3") // posted mid-batch: must come after b1
+	for l.Drain(3) {
+	}
+	for i, cl := range all {
+		want := "a1,a2,a3"
+		if i%2 == 0 {
+			want = "a1,a2,b1,a3"
+		}
+		if got := strings.Join(names(cl.c.events(t)), ","); got != want {
+			t.Fatalf("socket %d got %s, want %s", i, got, want)
+		}
+	}
+	if l.Drain(3) {
+		t.Fatal("Drain reports work left after everything was delivered")
 	}
 }

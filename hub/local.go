@@ -38,10 +38,21 @@ type Local struct {
 	bound  atomic.Bool
 	poster Poster
 
-	mu        sync.Mutex // guards inbox and scheduled
-	inbox     []delivery
+	mu    sync.Mutex // guards inbox and scheduled
+	inbox []delivery
+	// scheduled is set by the post that wakes the loop and cleared only by
+	// a Drain that finds nothing left, so a loop that is still working
+	// through a batch is not woken again.
 	scheduled bool
-	spare     []delivery // loop only: the drained batch, reused
+
+	// Drain state, loop only: the batch taken from the inbox, the next
+	// item, and the current run (consecutive deliveries to one channel)
+	// with a snapshot of its subscribers and how far it got.
+	batch    []delivery
+	pos      int
+	runStart int
+	snap     []snapEntry
+	snapPos  int
 
 	dec     pusher.Decoder
 	tmp     []byte          // payload scratch, reused per message
@@ -80,33 +91,77 @@ func (l *Local) post(d delivery) {
 	}
 }
 
-// Drain runs every queued delivery in order. The loop calls it after Wake
-// and flushes its sockets afterwards.
-func (l *Local) Drain() {
-	l.mu.Lock()
-	batch := l.inbox
-	l.inbox = l.spare[:0]
-	l.scheduled = false
-	l.mu.Unlock()
+// snapEntry is one subscriber of the run being delivered.
+type snapEntry struct {
+	s      *Session
+	joined uint64
+}
 
-	for i := range batch {
-		d := &batch[i]
+// Drain runs queued deliveries in order. Consecutive deliveries to one
+// channel form a run that is handed to each subscriber together, so the
+// loop's flush writes them with one writev per socket. With budget > 0 it
+// stops after about budget sockets and returns true: the loop then flushes,
+// lets other events (HTTP requests, client frames) run, and calls Drain
+// again; later posts wait behind the unfinished batch, so order holds.
+// budget 0 drains everything. It returns false when nothing is left.
+func (l *Local) Drain(budget int) (more bool) {
+	sent := 0
+	for {
+		if l.snapPos < len(l.snap) {
+			run := l.batch[l.runStart:l.pos]
+			for l.snapPos < len(l.snap) {
+				if budget > 0 && sent >= budget {
+					return true
+				}
+				e := l.snap[l.snapPos]
+				l.snapPos++
+				if !e.s.open {
+					continue // closed since the snapshot
+				}
+				for i := range run {
+					if d := &run[i]; e.joined < d.seq && e.s.ID != d.except {
+						e.s.conn.Send(d.frame)
+					}
+				}
+				sent++
+			}
+			clear(l.snap) // drop session references for the GC
+			l.snap, l.snapPos = l.snap[:0], 0
+		}
+		if l.pos >= len(l.batch) {
+			clear(l.batch) // drop frame and channel references for the GC
+			l.mu.Lock()
+			if len(l.inbox) == 0 {
+				l.scheduled = false
+				l.mu.Unlock()
+				l.batch, l.pos = l.batch[:0], 0
+				return false
+			}
+			l.batch, l.inbox = l.inbox, l.batch[:0]
+			l.mu.Unlock()
+			l.pos = 0
+		}
+		d := &l.batch[l.pos]
 		switch d.kind {
 		case deliverFrame:
-			for s, joined := range d.ch.local[l.idx] {
-				if joined < d.seq && s.ID != d.except {
-					s.conn.Send(d.frame)
+			l.runStart = l.pos
+			for l.pos++; l.pos < len(l.batch); l.pos++ {
+				if n := &l.batch[l.pos]; n.kind != deliverFrame || n.ch != d.ch {
+					break
 				}
 			}
+			for s, joined := range d.ch.local[l.idx] {
+				l.snap = append(l.snap, snapEntry{s, joined})
+			}
 		case deliverTerminate:
+			l.pos++
 			as := l.h.state(d.app)
 			for s := range l.users[userKey{as, d.user}] {
 				s.conn.Close(d.app.TerminateCode, "Connection terminated by the application")
+				sent++
 			}
 		}
 	}
-	clear(batch) // drop frame and channel references for the GC
-	l.spare = batch[:0]
 }
 
 // ResetScratch forgets the frames of direct replies. The loop calls it

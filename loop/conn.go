@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -153,6 +154,13 @@ type loopCtx struct {
 
 	drainTask drainTask
 	tickTask  tickTask
+
+	// yield pair (yield.go): the writing descriptor once ready (-1 before),
+	// whether the enrolled reading end is open, and the file that owns the
+	// descriptor (stored by the goroutine that built the pair).
+	yieldFD   int
+	yieldOpen bool
+	yieldFile atomic.Value
 }
 
 func newLoopCtx(s *Server, el gnet.EventLoop, local *hub.Local) *loopCtx {
@@ -161,6 +169,7 @@ func newLoopCtx(s *Server, el gnet.EventLoop, local *hub.Local) *loopCtx {
 	lc.drainTask.lc = lc
 	lc.tickTask.lc = lc
 	local.Bind(lc)
+	lc.startYield()
 	return lc
 }
 
@@ -172,8 +181,7 @@ func (lc *loopCtx) Wake() {
 type drainTask struct{ lc *loopCtx }
 
 func (t *drainTask) Run(context.Context) error {
-	t.lc.local.Drain()
-	t.lc.flush(nil)
+	t.lc.drain()
 	return nil
 }
 

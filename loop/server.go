@@ -192,6 +192,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	err := s.eng.Stop(ctx)
+	for _, lc := range loops {
+		lc.closeYield()
+	}
 	select {
 	case <-s.done:
 	case <-ctx.Done():
@@ -234,6 +237,10 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if s.draining.Load() {
 		return nil, gnet.Close
 	}
+	if y, ok := c.Context().(*yieldConn); ok {
+		y.lc.yieldOpen = true
+		return nil, gnet.None
+	}
 	lc := s.loopFor(c.EventLoop())
 	if lc == nil {
 		return nil, gnet.Close
@@ -245,6 +252,10 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 }
 
 func (e *engine) OnClose(c gnet.Conn, _ error) gnet.Action {
+	if y, ok := c.Context().(*yieldConn); ok {
+		y.lc.yieldOpen = false
+		return gnet.None
+	}
 	cn, _ := c.Context().(*conn)
 	if cn == nil || cn.gone {
 		return gnet.None
@@ -262,7 +273,14 @@ func (e *engine) OnClose(c gnet.Conn, _ error) gnet.Action {
 }
 
 func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
-	cn := c.Context().(*conn)
+	cn, ok := c.Context().(*conn)
+	if !ok {
+		if y, ok := c.Context().(*yieldConn); ok {
+			_, _ = c.Discard(-1) // the bytes only carry the wake-up
+			y.lc.drain()
+		}
+		return gnet.None
+	}
 	if cn.gone {
 		return gnet.Close
 	}
