@@ -9,6 +9,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/goreverb/reverb/hub"
 	"github.com/goreverb/reverb/pusher"
@@ -33,6 +34,7 @@ type conn struct {
 
 	c     gnet.Conn
 	lc    *loopCtx
+	fd    int
 	state uint8
 	rd    wsproto.Reader
 
@@ -97,13 +99,27 @@ const flushThreshold = 256 << 10
 // write hands the queued frames to gnet with one write or writev. A write
 // error closes the connection synchronously (OnClose sets gone).
 func (cn *conn) write() {
-	if !cn.gone {
-		switch len(cn.pend) {
+	if !cn.gone && len(cn.pend) > 0 {
+		rest := cn.pend
+		if cn.c.OutboundBuffered() == 0 {
+			n, failed := cn.lc.rawWritev(cn.fd, rest)
+			if !failed {
+				for len(rest) > 0 && n >= len(rest[0]) {
+					n -= len(rest[0])
+					rest = rest[1:]
+				}
+				if len(rest) > 0 && n > 0 {
+					rest[0] = rest[0][n:]
+				}
+			}
+			// failed: gnet repeats the write, sees the error and closes.
+		}
+		switch len(rest) {
 		case 0:
 		case 1:
-			_, _ = cn.c.Write(cn.pend[0])
+			_, _ = cn.c.Write(rest[0])
 		default:
-			_, _ = cn.c.Writev(cn.pend)
+			_, _ = cn.c.Writev(rest)
 		}
 	}
 	clear(cn.pend)
@@ -148,7 +164,8 @@ type loopCtx struct {
 	wheel wheel
 
 	dirty  []*conn
-	buf    []byte // scratch for HTTP responses and control frames; reset at flush
+	iov    []unix.Iovec // rawWritev scratch
+	buf    []byte       // scratch for HTTP responses and control frames; reset at flush
 	apiBuf []byte
 	req    pusher.APIRequest
 

@@ -245,7 +245,7 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if lc == nil {
 		return nil, gnet.Close
 	}
-	cn := &conn{c: c, lc: lc, slot: -1, lastActive: s.hub.Now()}
+	cn := &conn{c: c, lc: lc, fd: c.Fd(), slot: -1, lastActive: s.hub.Now()}
 	c.SetContext(cn)
 	lc.wheel.add(cn, cn.lastActive+s.httpSec)
 	return nil, gnet.None

@@ -131,6 +131,7 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	checkOpenFiles(stderr)
+	startProfiler(environ, stderr)
 
 	home, _ := os.UserHomeDir()
 	tlsCfg, err := serverTLSConfig(cfg, home)
