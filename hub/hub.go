@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,12 +48,16 @@ type Hub struct {
 
 	// clock is the coarse unix time in seconds, advanced by Tick.
 	clock atomic.Int64
+	// epoch is the clock at start; per-socket times are kept as int32
+	// seconds since then.
+	epoch int64
 
 	idHigh uint64
 	idSeq  atomic.Uint64
 }
 
 type appState struct {
+	hub    *Hub
 	app    *pusher.App
 	conns  atomic.Int64
 	shards [numShards]shard
@@ -75,7 +80,7 @@ func New(o Options) *Hub {
 		h.broker = NoBroker{}
 	}
 	for _, a := range o.Apps.All() {
-		as := &appState{app: a}
+		as := &appState{hub: h, app: a}
 		for i := range as.shards {
 			as.shards[i].chans = make(map[string]*Channel)
 		}
@@ -88,6 +93,7 @@ func New(o Options) *Hub {
 	h.idHigh = binary.LittleEndian.Uint64(seed[:8])%1_000_000_000 + 1
 	h.idSeq.Store(binary.LittleEndian.Uint64(seed[8:]) % 1_000_000_000)
 	h.clock.Store(time.Now().Unix())
+	h.epoch = h.clock.Load()
 	h.locals = make([]*Local, o.Loops)
 	for i := range h.locals {
 		h.locals[i] = newLocal(h, i)
@@ -114,12 +120,34 @@ func (h *Hub) Tick(now time.Time) {
 // Now returns the coarse clock in unix seconds.
 func (h *Hub) Now() int64 { return h.clock.Load() }
 
-func (h *Hub) newSocketID() string {
-	var b [24]byte
-	s := strconv.AppendUint(b[:0], h.idHigh, 10)
-	s = append(s, '.')
-	s = strconv.AppendUint(s, h.idSeq.Add(1)%1_000_000_000_000, 10)
-	return string(s)
+// newSocketSeq returns the local part of a new socket id.
+func (h *Hub) newSocketSeq() uint64 {
+	for {
+		if n := h.idSeq.Add(1) % 1_000_000_000_000; n != 0 {
+			return n
+		}
+	}
+}
+
+func appendSocketID(dst []byte, node, seq uint64) []byte {
+	dst = strconv.AppendUint(dst, node, 10)
+	dst = append(dst, '.')
+	return strconv.AppendUint(dst, seq, 10)
+}
+
+// localSeq maps a socket id to the seq of a socket of this node, or 0 when
+// it is empty, malformed or another node's.
+func (h *Hub) localSeq(id string) uint64 {
+	node, seq, ok := strings.Cut(id, ".")
+	if !ok {
+		return 0
+	}
+	n, err1 := strconv.ParseUint(node, 10, 64)
+	q, err2 := strconv.ParseUint(seq, 10, 64)
+	if err1 != nil || err2 != nil || n != h.idHigh {
+		return 0
+	}
+	return q
 }
 
 func (as *appState) shard(name string) *shard {
@@ -148,7 +176,7 @@ func (h *Hub) Publish(app *pusher.App, channels []string, event string, data []b
 			continue
 		}
 		buf = pusher.AppendChannelEvent(buf[:0], event, name, data)
-		h.publish(as, name, buf, except, true)
+		h.publish(as, name, buf, h.localSeq(except), true)
 		h.broker.Publish(app.ID, name, buf, except)
 	}
 }
@@ -160,12 +188,13 @@ func (h *Hub) PublishRemote(appID, channel string, payload []byte, except string
 	if app == nil {
 		return
 	}
-	h.publish(h.state(app), channel, payload, except, true)
+	h.publish(h.state(app), channel, payload, h.localSeq(except), true)
 }
 
 // publish frames payload once and queues it on every loop with subscribers
-// of the channel. cache says whether a cache channel stores it.
-func (h *Hub) publish(as *appState, name string, payload []byte, except string, cache bool) {
+// of the channel, except the local socket with seq except (0 = none). cache
+// says whether a cache channel stores it.
+func (h *Hub) publish(as *appState, name string, payload []byte, except uint64, cache bool) {
 	sh := as.shard(name)
 	sh.mu.Lock()
 	ch := sh.chans[name]
@@ -190,7 +219,7 @@ func (h *Hub) publish(as *appState, name string, payload []byte, except string, 
 }
 
 // postLocked queues frame to every loop with subscribers of ch (shard held).
-func (h *Hub) postLocked(ch *Channel, frame []byte, except string) {
+func (h *Hub) postLocked(ch *Channel, frame []byte, except uint64) {
 	ch.pubSeq++
 	d := delivery{kind: deliverFrame, ch: ch, frame: frame, except: except, seq: ch.pubSeq}
 	for i, n := range ch.perLoop {

@@ -102,7 +102,7 @@ func (th *testHub) connect(t testing.TB, loop int) *client {
 func (cl *client) send(msg string) { cl.loop.Message(&cl.s, []byte(msg)) }
 
 func (th *testHub) sign(cl *client, channel, data string) string {
-	parts := [][]byte{[]byte(cl.s.ID), []byte(":"), []byte(channel)}
+	parts := [][]byte{[]byte(cl.s.ID()), []byte(":"), []byte(channel)}
 	if data != "" {
 		parts = append(parts, []byte(":"), []byte(data))
 	}
@@ -134,7 +134,7 @@ func TestPublishReachesSubscribersOnEveryLoopExceptExcluded(t *testing.T) {
 			t.Fatalf("subscribe answered %v", got)
 		}
 	}
-	th.h.Publish(th.app, []string{"orders", "nobody"}, "Shipped", []byte(`{"id":1}`), b.s.ID)
+	th.h.Publish(th.app, []string{"orders", "nobody"}, "Shipped", []byte(`{"id":1}`), b.s.ID())
 	th.drain()
 	for _, tc := range []struct {
 		cl   *client
@@ -142,7 +142,7 @@ func TestPublishReachesSubscribersOnEveryLoopExceptExcluded(t *testing.T) {
 	}{{a, 1}, {b, 0}, {c, 1}} {
 		evs := tc.cl.c.events(t)
 		if len(evs) != tc.want {
-			t.Fatalf("socket %s got %d events, want %d", tc.cl.s.ID, len(evs), tc.want)
+			t.Fatalf("socket %s got %d events, want %d", tc.cl.s.ID(), len(evs), tc.want)
 		}
 		if tc.want == 1 && (evs[0]["event"] != "Shipped" || evs[0]["channel"] != "orders" || evs[0]["data"] != `{"id":1}`) {
 			t.Fatalf("event = %v", evs[0])
@@ -226,7 +226,7 @@ func TestTerminateClosesSignedInAndPresenceSockets(t *testing.T) {
 	a, b, c := th.connect(t, 0), th.connect(t, 1), th.connect(t, 1)
 	th.joinPresence(t, a, "presence-x", "7")
 	ud := `{"id":"7"}`
-	sig := "key:" + string(pusher.AppendHMAC(nil, th.app.Secret, []byte(b.s.ID+"::user::"+ud)))
+	sig := "key:" + string(pusher.AppendHMAC(nil, th.app.Secret, []byte(b.s.ID()+"::user::"+ud)))
 	msg, _ := json.Marshal(map[string]any{"event": "pusher:signin", "data": map[string]any{"auth": sig, "user_data": ud}})
 	b.send(string(msg))
 	if got := names(b.c.events(t)); len(got) != 1 || got[0] != "pusher:signin_success" {

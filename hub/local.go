@@ -19,7 +19,7 @@ type delivery struct {
 	kind   deliveryKind
 	ch     *Channel
 	frame  []byte
-	except string
+	except uint64 // Session.seq of the socket to skip, 0 = none
 	seq    uint64 // Channel.pubSeq of this delivery
 	app    *pusher.App
 	user   string
@@ -119,7 +119,7 @@ func (l *Local) Drain(budget int) (more bool) {
 					continue // closed since the snapshot
 				}
 				for i := range run {
-					if d := &run[i]; e.joined < d.seq && e.s.ID != d.except {
+					if d := &run[i]; e.joined < d.seq && e.s.seq != d.except {
 						e.s.conn.Send(d.frame)
 					}
 				}
@@ -223,14 +223,15 @@ func (l *Local) Open(s *Session, c Conn, key string, origin []byte) bool {
 		return false
 	}
 	*s = Session{
-		ID:       l.h.newSocketID(),
 		App:      app,
 		LastSeen: l.h.Now(),
 		conn:     c,
 		as:       as,
+		seq:      l.h.newSocketSeq(),
 		open:     true,
 	}
-	l.tmp = pusher.AppendConnectionEstablished(l.tmp[:0], s.ID, app.ActivityTimeout)
+	var id [48]byte
+	l.tmp = pusher.AppendConnectionEstablished(l.tmp[:0], string(s.AppendID(id[:0])), app.ActivityTimeout)
 	l.reply(s, l.tmp)
 	return true
 }
@@ -244,8 +245,8 @@ func (l *Local) Closed(s *Session) {
 	for i := len(s.subs) - 1; i >= 0; i-- {
 		l.unsubscribeAt(s, i)
 	}
-	if s.user != "" {
-		l.dropUser(s, s.user)
+	if s.signin != nil {
+		l.dropUser(s, s.signin.id)
 	}
 	s.as.conns.Add(-1)
 	s.open = false
@@ -258,10 +259,10 @@ func (l *Local) Message(s *Session, msg []byte) {
 	now := l.h.Now()
 	s.Touch(now, false)
 	if rl := &s.App.RateLimit; rl.Enabled {
-		if s.rlCount == 0 || now-s.rlStart >= int64(rl.Decay.Seconds()) {
-			s.rlStart, s.rlCount = now, 0
+		if t := int32(now - l.h.epoch); s.rlCount == 0 || int64(t-s.rlStart) >= int64(rl.Decay.Seconds()) {
+			s.rlStart, s.rlCount = t, 0
 		}
-		if s.rlCount >= rl.MaxAttempts {
+		if int(s.rlCount) >= rl.MaxAttempts {
 			if rl.Terminate {
 				l.Fail(s, pusher.ErrRateLimited)
 			} else {
@@ -307,12 +308,13 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 		l.sendError(s, pusher.ErrUnauthorized)
 		return
 	case typ.IsUser():
-		if !app.Signin || s.user == "" || string(m.Channel[len(pusher.UserChannelPrefix):]) != s.user {
+		if !app.Signin || s.signin == nil || string(m.Channel[len(pusher.UserChannelPrefix):]) != s.signin.id {
 			l.sendError(s, pusher.ErrUnauthorized)
 			return
 		}
 	case typ.NeedsAuth():
-		if !pusher.CheckChannelAuth(app.Secret, s.ID, m.Channel, m.ChannelData, m.Auth) {
+		var id [48]byte
+		if !pusher.CheckChannelAuth(app.Secret, string(s.AppendID(id[:0])), m.Channel, m.ChannelData, m.Auth) {
 			l.sendError(s, pusher.ErrUnauthorized)
 			return
 		}
@@ -333,12 +335,12 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 				info = append([]byte(nil), infoJSON...)
 				added = m.ChannelData
 			}
-		} else if s.user != "" {
+		} else if s.signin != nil {
 			// pusher-js with signin may join presence without channel_data:
 			// the signed-in identity stands in (§4.5).
-			uKey = s.user
-			uJSON = pusher.AppendJSONString(nil, []byte(s.user))
-			info = s.userInfo
+			uKey = s.signin.id
+			uJSON = pusher.AppendJSONString(nil, []byte(uKey))
+			info = s.signin.info
 			b := append([]byte(`{"user_id":`), uJSON...)
 			b = append(b, `,"user_info":`...)
 			added = append(append(b, info...), '}')
@@ -346,7 +348,7 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	}
 
 	if i := s.findSub(m.Channel); i >= 0 {
-		if s.subs[i].userKey == uKey {
+		if s.subs[i].userKey() == uKey {
 			// Duplicate subscribe [R]: acknowledge again, change nothing.
 			l.acknowledge(s, s.subs[i].ch, typ)
 			return
@@ -379,8 +381,8 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 			frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
 			// Posted before this socket joins the local set, and excluded
 			// by id anyway: the joiner gets only its subscription_succeeded.
-			l.h.postLocked(ch, frame, s.ID)
-			l.h.broker.Publish(app.ID, ch.name, l.tmp, s.ID)
+			l.h.postLocked(ch, frame, s.seq)
+			l.broker(s, app.ID, ch.name, l.tmp)
 		}
 		mb.count++
 	}
@@ -390,7 +392,11 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 		ch.local[l.idx] = make(map[*Session]uint64)
 	}
 	ch.local[l.idx][s] = joined
-	s.subs = append(s.subs, subscription{ch: ch, userKey: uKey, userJSON: uJSON})
+	sub := subscription{ch: ch}
+	if uKey != "" {
+		sub.user = &presenceUser{key: uKey, json: uJSON}
+	}
+	s.subs = append(s.subs, sub)
 	if uKey != "" {
 		l.addUser(s, uKey)
 	}
@@ -440,14 +446,14 @@ func (l *Local) unsubscribeAt(s *Session, i int) {
 	sh.mu.Lock()
 	ch.subs--
 	ch.perLoop[l.idx]--
-	if sub.userKey != "" {
-		if mb := ch.members[sub.userKey]; mb != nil {
+	if sub.user != nil {
+		if mb := ch.members[sub.user.key]; mb != nil {
 			if mb.count--; mb.count <= 0 {
-				delete(ch.members, sub.userKey)
+				delete(ch.members, sub.user.key)
 				l.tmp = pusher.AppendMemberRemoved(l.tmp[:0], ch.name, mb.id)
 				frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
-				l.h.postLocked(ch, frame, s.ID)
-				l.h.broker.Publish(s.App.ID, ch.name, l.tmp, s.ID)
+				l.h.postLocked(ch, frame, s.seq)
+				l.broker(s, s.App.ID, ch.name, l.tmp)
 			}
 		}
 	}
@@ -460,8 +466,8 @@ func (l *Local) unsubscribeAt(s *Session, i int) {
 	s.subs[i] = s.subs[last]
 	s.subs[last] = subscription{}
 	s.subs = s.subs[:last]
-	if sub.userKey != "" {
-		l.dropUser(s, sub.userKey)
+	if sub.user != nil {
+		l.dropUser(s, sub.user.key)
 	}
 }
 
@@ -471,18 +477,18 @@ func (l *Local) signin(s *Session, m *pusher.Message) {
 		l.sendError(s, pusher.ErrInvalidMessage)
 		return
 	}
-	if !pusher.CheckUserAuth(app.Secret, s.ID, m.UserData, m.Auth) {
+	var sid [48]byte
+	if !pusher.CheckUserAuth(app.Secret, string(s.AppendID(sid[:0])), m.UserData, m.Auth) {
 		l.sendError(s, pusher.ErrUnauthorized)
 		return
 	}
 	id, info, err := l.dec.ParseUserData(m.UserData)
-	if err != nil || (s.user != "" && s.user != id) {
+	if err != nil || (s.signin != nil && s.signin.id != id) {
 		l.sendError(s, pusher.ErrUnauthorized)
 		return
 	}
-	if s.user == "" {
-		s.user = id
-		s.userInfo = append([]byte(nil), info...)
+	if s.signin == nil {
+		s.signin = &signedIn{id: id, info: append([]byte(nil), info...)}
 		l.addUser(s, id)
 	}
 	l.tmp = pusher.AppendSigninSuccess(l.tmp[:0], m.UserData)
@@ -505,8 +511,8 @@ func (l *Local) clientEvent(s *Session, m *pusher.Message) {
 		// A new object: data (null if absent) and the user_id of the sender's
 		// subscription when it is truthy in PHP's sense [R].
 		var uJSON []byte
-		if id := s.subs[i].userJSON; !falsyID(id) {
-			uJSON = id
+		if u := s.subs[i].user; u != nil && !falsyID(u.json) {
+			uJSON = u.json
 		}
 		l.tmp = pusher.AppendClientEvent(l.tmp[:0], string(m.Event), string(m.Channel), m.Data, uJSON)
 	} else {
@@ -518,14 +524,14 @@ func (l *Local) clientEvent(s *Session, m *pusher.Message) {
 		sh := s.as.shard(ch.name)
 		sh.mu.Lock()
 		frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
-		l.h.postLocked(ch, frame, s.ID)
+		l.h.postLocked(ch, frame, s.seq)
 		sh.mu.Unlock()
-		l.h.broker.Publish(app.ID, ch.name, l.tmp, s.ID)
+		l.broker(s, app.ID, ch.name, l.tmp)
 		return
 	}
 	name := string(m.Channel)
-	l.h.publish(s.as, name, l.tmp, s.ID, false)
-	l.h.broker.Publish(app.ID, name, l.tmp, s.ID)
+	l.h.publish(s.as, name, l.tmp, s.seq, false)
+	l.broker(s, app.ID, name, l.tmp)
 }
 
 func (l *Local) addUser(s *Session, id string) {
@@ -560,4 +566,12 @@ func falsyID(id []byte) bool {
 		return true
 	}
 	return false
+}
+
+// broker forwards a payload published by socket s to the other nodes.
+func (l *Local) broker(s *Session, appID, channel string, payload []byte) {
+	if _, single := l.h.broker.(NoBroker); single {
+		return
+	}
+	l.h.broker.Publish(appID, channel, payload, s.ID())
 }

@@ -19,39 +19,73 @@ type Conn interface {
 // it in its connection state; every field and method belongs to the
 // socket's loop.
 type Session struct {
-	// ID is the socket id sent in connection_established ("digits.digits").
-	ID string
 	// App is the app the socket connected to.
 	App *pusher.App
 	// LastSeen is the coarse unix second of the last inbound activity (§7).
 	LastSeen int64
+
+	conn   Conn
+	as     *appState
+	subs   []subscription
+	signin *signedIn // nil until pusher:signin succeeds
+
+	// seq is the local part of the socket id "<node>.<seq>" (see ID).
+	seq uint64
+
+	rlStart int32 // rate-limit window start, coarse seconds since rlEpoch
+	rlCount int32
+
 	// Pinged is set when the server pinged the idle socket and cleared by
 	// any activity.
 	Pinged bool
 	// Control is set once the client sent any WebSocket control frame; idle
 	// pings then use a WebSocket ping instead of pusher:ping.
 	Control bool
-
-	conn Conn
-	as   *appState
-	subs []subscription
-
-	// user is the id this socket signed in as (pusher:signin), or "".
-	user     string
-	userInfo []byte
-
-	rlStart int64
-	rlCount int
 	open    bool
 }
 
-// subscription is one channel a socket is on.
+// signedIn is the identity of a socket after pusher:signin (§4.9).
+type signedIn struct {
+	id   string
+	info []byte
+}
+
+// subscription is one channel a socket is on; user is set for presence
+// subscriptions that carry a user id.
 type subscription struct {
-	ch *Channel
-	// userKey is the presence user id compared as a string ("" = none);
-	// userJSON is the same id as its original JSON text.
-	userKey  string
-	userJSON []byte
+	ch   *Channel
+	user *presenceUser
+}
+
+// presenceUser is a presence subscription's identity: the user id compared
+// as a string, and the same id as its original JSON text.
+type presenceUser struct {
+	key  string
+	json []byte
+}
+
+func (sub *subscription) userKey() string {
+	if sub.user == nil {
+		return ""
+	}
+	return sub.user.key
+}
+
+// ID returns the socket id sent in connection_established ("digits.digits").
+// It allocates; hot paths compare seq instead.
+func (s *Session) ID() string { return string(s.AppendID(nil)) }
+
+// AppendID appends the socket id to dst.
+func (s *Session) AppendID(dst []byte) []byte {
+	return appendSocketID(dst, s.as.hub.idHigh, s.seq)
+}
+
+// user returns the signed-in user id, or "".
+func (s *Session) user() string {
+	if s.signin == nil {
+		return ""
+	}
+	return s.signin.id
 }
 
 // Open reports whether the session is established and not yet closed.

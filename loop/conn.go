@@ -32,24 +32,30 @@ const (
 type conn struct {
 	hub.Session // valid once the WebSocket is established (Open())
 
-	c     gnet.Conn
-	lc    *loopCtx
-	fd    int
-	state uint8
-	rd    wsproto.Reader
+	c  gnet.Conn
+	lc *loopCtx
+	rd wsproto.Reader
 
-	pend      [][]byte // frames queued since the last flush
-	pendBytes int
-	dirty     bool // in lc.dirty
-	closing   bool // close after the next flush; nothing more is sent or read
-	gone      bool // OnClose ran; the gnet.Conn must not be touched
+	// phead and ptail link the frames queued since the last flush in
+	// lc.frames (index + 1; 0 = none): a loop-wide arena instead of a slice
+	// per connection keeps idle connections small.
+	phead, ptail int32
 
-	lastActive int64 // HTTP state: last request activity (coarse seconds)
-	pingedAt   int64
+	// mark is a coarse second whose meaning depends on the state: the last
+	// request activity of an HTTP connection, the moment an idle WebSocket
+	// was pinged.
+	mark int64
 
 	// timing wheel links
 	tnext, tprev *conn
-	slot         int32
+
+	fd        int32
+	slot      int32
+	pendBytes int32
+	state     uint8
+	dirty     bool // in lc.dirty
+	closing   bool // close after the next flush; nothing more is sent or read
+	gone      bool // OnClose ran; the gnet.Conn must not be touched
 }
 
 // idleAt is the coarse second at which the socket counts as idle (§7). The
@@ -72,7 +78,7 @@ func (cn *conn) Send(frame []byte) {
 	}
 	if cn.state == stateWS && cn.c.OutboundBuffered() > lc.srv.maxOut {
 		if lc.log != nil {
-			lc.log.Debug("slow consumer disconnected", "socket_id", cn.ID, "buffered", cn.c.OutboundBuffered())
+			lc.log.Debug("slow consumer disconnected", "socket_id", cn.ID(), "buffered", cn.c.OutboundBuffered())
 		}
 		cn.closeWith(closeSlowConsumer, reasonSlow)
 		return
@@ -84,8 +90,16 @@ func (cn *conn) Send(frame []byte) {
 }
 
 func (cn *conn) queue(frame []byte) {
-	cn.pend = append(cn.pend, frame)
-	cn.pendBytes += len(frame)
+	lc := cn.lc
+	lc.frames = append(lc.frames, pendFrame{b: frame})
+	i := int32(len(lc.frames))
+	if cn.ptail == 0 {
+		cn.phead = i
+	} else {
+		lc.frames[cn.ptail-1].next = i
+	}
+	cn.ptail = i
+	cn.pendBytes += int32(len(frame))
 	if !cn.dirty {
 		cn.dirty = true
 		cn.lc.dirty = append(cn.lc.dirty, cn)
@@ -99,10 +113,15 @@ const flushThreshold = 256 << 10
 // write hands the queued frames to gnet with one write or writev. A write
 // error closes the connection synchronously (OnClose sets gone).
 func (cn *conn) write() {
-	if !cn.gone && len(cn.pend) > 0 {
-		rest := cn.pend
+	lc := cn.lc
+	if !cn.gone && cn.phead != 0 {
+		rest := lc.wbuf[:0]
+		for i := cn.phead; i != 0; i = lc.frames[i-1].next {
+			rest = append(rest, lc.frames[i-1].b)
+		}
+		lc.wbuf = rest
 		if cn.c.OutboundBuffered() == 0 {
-			n, failed := cn.lc.rawWritev(cn.fd, rest)
+			n, failed := cn.lc.rawWritev(int(cn.fd), rest)
 			if !failed {
 				for len(rest) > 0 && n >= len(rest[0]) {
 					n -= len(rest[0])
@@ -122,8 +141,8 @@ func (cn *conn) write() {
 			_, _ = cn.c.Writev(rest)
 		}
 	}
-	clear(cn.pend)
-	cn.pend = cn.pend[:0]
+	clear(lc.wbuf) // no frame references kept past the write
+	cn.phead, cn.ptail = 0, 0
 	cn.pendBytes = 0
 }
 
@@ -140,7 +159,7 @@ func (cn *conn) closeWith(code ws.StatusCode, reason string) {
 	start := len(lc.buf)
 	lc.buf = wsproto.AppendClose(lc.buf, code, reason) // 1005 → empty payload
 	if lc.log != nil {
-		lc.log.Debug("close", "socket_id", cn.ID, "code", int(code), "reason", reason)
+		lc.log.Debug("close", "socket_id", cn.ID(), "code", int(code), "reason", reason)
 	}
 	cn.queue(lc.buf[start:len(lc.buf):len(lc.buf)])
 	cn.closing = true
@@ -155,6 +174,13 @@ func (cn *conn) closeHTTP() {
 	}
 }
 
+// pendFrame is one queued frame in a loop's arena; next is the index + 1
+// of the same connection's next frame.
+type pendFrame struct {
+	b    []byte
+	next int32
+}
+
 // loopCtx is the state of one event loop. Loop only, except el.
 type loopCtx struct {
 	srv   *Server
@@ -164,6 +190,8 @@ type loopCtx struct {
 	wheel wheel
 
 	dirty  []*conn
+	frames []pendFrame  // queued frames of every dirty conn (see conn.phead)
+	wbuf   [][]byte     // one conn's frames, gathered for a write
 	iov    []unix.Iovec // rawWritev scratch
 	buf    []byte       // scratch for HTTP responses and control frames; reset at flush
 	apiBuf []byte
@@ -240,14 +268,16 @@ func (lc *loopCtx) flush(cur *conn) {
 		lc.dirty[i] = nil
 		cn.dirty = false
 		cn.write()
-		if cap(cn.pend) > 64 {
-			cn.pend = nil
-		}
 		if cn.closing && !cn.gone && cn != cur {
 			_ = lc.el.Close(cn.c)
 		}
 	}
 	lc.dirty = lc.dirty[:0]
+	clear(lc.frames)
+	lc.frames = lc.frames[:0]
+	if cap(lc.frames) > 1<<16 {
+		lc.frames = nil
+	}
 	if cap(lc.buf) > 1<<20 {
 		lc.buf = nil
 	}
@@ -267,7 +297,7 @@ func (lc *loopCtx) expire(cn *conn) {
 		// A close is already queued; give the flush a chance, then force it.
 		_ = lc.el.Close(cn.c)
 	case cn.state == stateHTTP:
-		if due := cn.lastActive + s.httpSec; now < due {
+		if due := cn.mark + s.httpSec; now < due {
 			lc.wheel.add(cn, due)
 			return
 		}
@@ -283,7 +313,7 @@ func (lc *loopCtx) expire(cn *conn) {
 		}
 		if !ss.Pinged {
 			ss.Pinged = true
-			cn.pingedAt = now
+			cn.mark = now
 			if ss.Control {
 				cn.Send(wsproto.PingFrame)
 			} else {
@@ -292,7 +322,7 @@ func (lc *loopCtx) expire(cn *conn) {
 			lc.wheel.add(cn, now+s.pongSec)
 			return
 		}
-		if due := cn.pingedAt + s.pongSec; now < due {
+		if due := cn.mark + s.pongSec; now < due {
 			lc.wheel.add(cn, due)
 			return
 		}
@@ -305,7 +335,7 @@ func (lc *loopCtx) logOut(cn *conn, frame []byte) {
 	if cn.state != stateWS {
 		return
 	}
-	lc.log.Debug("frame out", "socket_id", cn.ID, "payload", string(framePayload(frame)))
+	lc.log.Debug("frame out", "socket_id", cn.ID(), "payload", string(framePayload(frame)))
 }
 
 // framePayload returns the payload of a server frame built by wsproto.

@@ -245,9 +245,9 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if lc == nil {
 		return nil, gnet.Close
 	}
-	cn := &conn{c: c, lc: lc, fd: c.Fd(), slot: -1, lastActive: s.hub.Now()}
+	cn := &conn{c: c, lc: lc, fd: int32(c.Fd()), slot: -1, mark: s.hub.Now()}
 	c.SetContext(cn)
-	lc.wheel.add(cn, cn.lastActive+s.httpSec)
+	lc.wheel.add(cn, cn.mark+s.httpSec)
 	return nil, gnet.None
 }
 
@@ -265,7 +265,7 @@ func (e *engine) OnClose(c gnet.Conn, _ error) gnet.Action {
 	lc.wheel.remove(cn)
 	if cn.Open() {
 		if lc.log != nil {
-			lc.log.Debug("connection closed", "socket_id", cn.ID)
+			lc.log.Debug("connection closed", "socket_id", cn.ID())
 		}
 		lc.local.Closed(&cn.Session)
 	}
@@ -288,7 +288,7 @@ func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
 	buf, _ := c.Peek(-1)
 	off := 0
 	if cn.state == stateHTTP {
-		cn.lastActive = lc.srv.hub.Now()
+		cn.mark = lc.srv.hub.Now()
 		off = lc.serveHTTP(cn, buf)
 	}
 	if cn.state == stateWS && !cn.closing {

@@ -131,7 +131,7 @@ func (lc *loopCtx) upgrade(cn *conn, req *wsproto.Request, key string) {
 	}
 	cn.rd.MaxMessage = cn.App.MaxMessageSize
 	if lc.log != nil {
-		lc.log.Debug("connection established", "socket_id", cn.ID, "app", cn.App.ID, "remote", cn.c.RemoteAddr().String())
+		lc.log.Debug("connection established", "socket_id", cn.ID(), "app", cn.App.ID, "remote", cn.c.RemoteAddr().String())
 	}
 	lc.wheel.add(cn, cn.idleAt())
 }
@@ -165,7 +165,7 @@ func (lc *loopCtx) readFrames(cn *conn, buf []byte) int {
 		switch f.Kind {
 		case wsproto.KindMessage:
 			if lc.log != nil {
-				lc.log.Debug("frame in", "socket_id", cn.ID, "payload", string(f.Payload))
+				lc.log.Debug("frame in", "socket_id", cn.ID(), "payload", string(f.Payload))
 			}
 			lc.local.Message(&cn.Session, f.Payload)
 		case wsproto.KindPing:
