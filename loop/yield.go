@@ -11,7 +11,7 @@ import (
 
 // drainBudget is how many sockets one slice of a long fan-out serves before
 // the loop looks at its other events again (≈1 ms of writes).
-const drainBudget = 512
+const drainBudget = 32
 
 // gnet runs every task queued from inside a task in the same round, before
 // it polls again, so a drain cannot yield by re-queueing itself. Instead each
