@@ -1,6 +1,6 @@
 # The test command named in README: installs what the tests need (npm
 # packages, Debian's chromium when run as root) and runs every test.
-.PHONY: test test-go test-e2e deps fuzz bench build run vet
+.PHONY: test test-go test-e2e deps fuzz bench bench-micro build run vet
 
 GO ?= go
 
@@ -31,5 +31,11 @@ fuzz:
 	$(GO) test ./wsproto -run='^$$' -fuzz=FuzzParseRequest -fuzztime=20s
 	$(GO) test ./pusher -run='^$$' -fuzz=FuzzDecode -fuzztime=20s
 
+# Short load run (< 2 min): connect + fanout against this server and the
+# bare write(2) reference server, printed side by side (bench/run-short.sh).
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./wsproto ./pusher ./hub ./loop
+	bash bench/run-short.sh
+
+# Hot-path micro-benchmarks (allocation counts per operation).
+bench-micro:
+	$(GO) test -run='^$$' -bench=. -benchmem ./wsproto ./pusher ./hub
