@@ -12,6 +12,11 @@ type Broker interface {
 	Publish(appID, channel string, payload []byte, except string)
 	// Terminate asks every other node to close the sockets of userID in app.
 	Terminate(appID, userID string)
+	// Interest reports that this node now has (on) or no longer has (!on)
+	// local subscribers of channel, so a broker can receive only what this
+	// node's sockets need. Calls for one channel come in order (the hub
+	// makes them under that channel's shard lock).
+	Interest(appID, channel string, on bool)
 }
 
 // NoBroker is the Broker of a single node: nothing leaves the process.
@@ -22,3 +27,6 @@ func (NoBroker) Publish(string, string, []byte, string) {}
 
 // Terminate does nothing.
 func (NoBroker) Terminate(string, string) {}
+
+// Interest does nothing.
+func (NoBroker) Interest(string, string, bool) {}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -500,5 +501,60 @@ func TestBudgetedDrainKeepsOrderAndCoalesces(t *testing.T) {
 	}
 	if l.Drain(3) {
 		t.Fatal("Drain reports work left after everything was delivered")
+	}
+}
+
+type recordingBroker struct {
+	mu        sync.Mutex
+	published []string
+	interest  []string
+}
+
+func (b *recordingBroker) Publish(appID, channel string, payload []byte, except string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.published = append(b.published, appID+" "+channel+" "+except+" "+string(payload))
+}
+
+func (b *recordingBroker) Terminate(appID, userID string) {}
+
+func (b *recordingBroker) Interest(appID, channel string, on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.interest = append(b.interest, fmt.Sprintf("%s %s %v", appID, channel, on))
+}
+
+// TestBrokerSeesInterestAndOwnPublishes: the broker learns when this node
+// gains its first and loses its last subscriber of a channel, and gets every
+// publish (HTTP API and client events, with the sender's socket id) while
+// local subscribers are served without it.
+func TestBrokerSeesInterestAndOwnPublishes(t *testing.T) {
+	a := pusher.App{ID: "1", Key: "key", Secret: "secret"}
+	apps, _ := pusher.NewAppSet([]pusher.App{a})
+	br := &recordingBroker{}
+	h := New(Options{Apps: apps, Loops: 1, Frame: rawFrame, Broker: br})
+	th := &testHub{h: h, app: apps.ByKey("key"), l: []*Local{h.Local(0)}}
+	th.l[0].Bind(&manualPoster{})
+	x, y := th.connect(t, 0), th.connect(t, 0)
+	x.send(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
+	y.send(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
+	x.send(`{"event":"client-hi","channel":"room","data":{}}`)
+	th.h.Publish(th.app, []string{"room"}, "Ev", []byte("d"), "")
+	th.drain()
+	if got := names(y.c.events(t)); strings.Join(got, ",") != "pusher_internal:subscription_succeeded,client-hi,Ev" {
+		t.Fatalf("local subscriber got %v", got)
+	}
+	x.send(`{"event":"pusher:unsubscribe","data":{"channel":"room"}}`)
+	th.l[0].Closed(&y.s)
+
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if got := strings.Join(br.interest, "|"); got != "1 room true|1 room false" {
+		t.Fatalf("interest calls: %s", got)
+	}
+	if len(br.published) != 2 ||
+		br.published[0] != `1 room `+x.s.ID()+` {"event":"client-hi","channel":"room","data":{}}` ||
+		br.published[1] != `1 room  {"event":"Ev","data":"d","channel":"room"}` {
+		t.Fatalf("published: %q", br.published)
 	}
 }

@@ -367,6 +367,9 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	}
 	ch.subs++
 	ch.perLoop[l.idx]++
+	if ch.subs == 1 {
+		l.h.broker.Interest(app.ID, ch.name, true)
+	}
 	joined := ch.pubSeq
 	if uKey != "" {
 		mb := ch.members[uKey]
@@ -457,8 +460,11 @@ func (l *Local) unsubscribeAt(s *Session, i int) {
 			}
 		}
 	}
-	if ch.subs == 0 && !ch.cacheValid(l.h.Now()) && sh.chans[ch.name] == ch {
-		delete(sh.chans, ch.name)
+	if ch.subs == 0 {
+		l.h.broker.Interest(s.App.ID, ch.name, false)
+		if !ch.cacheValid(l.h.Now()) && sh.chans[ch.name] == ch {
+			delete(sh.chans, ch.name)
+		}
 	}
 	sh.mu.Unlock()
 
