@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh machine: the e2e suite's npm
-# packages and, when running as root, Debian's chromium for the browser test.
+# packages and, when running as root, Debian's chromium (browser test) and
+# redis-server (cluster tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,17 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "warning: chromium is missing and cannot be installed without root; the browser test will fail" >&2
+  fi
+fi
+
+# The cluster tests start their own redis-server on a loopback port.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing redis-server (Debian package) for the cluster tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "warning: redis-server is missing and cannot be installed without root; the cluster tests will fail" >&2
   fi
 fi
 
