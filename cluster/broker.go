@@ -1,0 +1,418 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/goreverb/reverb/hub"
+)
+
+// Config says how to reach Redis and how to name things there. It holds the
+// Redis password, which never leaves this process in any message.
+type Config struct {
+	// Channel is the control channel and the prefix of per-channel Redis
+	// channels (REVERB_SCALING_CHANNEL). Default "reverb".
+	Channel string
+	// Addr is the Redis server, "host:port". Required.
+	Addr string
+	// Username and Password authenticate (Redis 6 ACL or requirepass).
+	Username, Password string
+	// DB is selected on connect; pub/sub ignores it.
+	DB int
+	// TLS dials Redis over TLS (rediss://), verifying the certificate
+	// against Addr's host name.
+	TLS bool
+	// Timeout bounds every dial, read and write wait, and how long the
+	// pub/sub connection may stay silent after a PING before it is replaced.
+	// Default 5 s.
+	Timeout time.Duration
+	// NodeID tells this node's envelopes apart; empty means a random id.
+	// Two running nodes must never share one.
+	NodeID string
+	// QueueSize is how many envelopes may wait for Redis; beyond that
+	// publishes are dropped and counted. Default 16384.
+	QueueSize int
+}
+
+const (
+	defaultChannel   = "reverb"
+	defaultTimeout   = 5 * time.Second
+	defaultQueueSize = 16384
+	// maxBatch caps one pipelined round trip of the publisher.
+	maxBatch = 256
+	// maxPooledBuf keeps one huge event from pinning memory in the pool.
+	maxPooledBuf = 64 << 10
+	// backoffMin/backoffMax pace retries while Redis is away; go-redis
+	// itself redials a refused address at most once a second.
+	backoffMin = 50 * time.Millisecond
+	backoffMax = time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.Channel == "" {
+		c.Channel = defaultChannel
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = defaultTimeout
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = defaultQueueSize
+	}
+	if c.NodeID == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		c.NodeID = hex.EncodeToString(b[:])
+	}
+	return c
+}
+
+// redisOptions builds go-redis options for one connection role; the role
+// and node id name the connection in Redis's CLIENT LIST.
+func (c Config) redisOptions(role string) (*redis.Options, error) {
+	if c.Addr == "" {
+		return nil, errors.New("cluster: no Redis address")
+	}
+	o := &redis.Options{
+		Addr:         c.Addr,
+		Username:     c.Username,
+		Password:     c.Password,
+		DB:           c.DB,
+		DialTimeout:  c.Timeout,
+		ReadTimeout:  c.Timeout,
+		WriteTimeout: c.Timeout,
+		ClientName:   clientName(c.NodeID, role),
+		// One connection per role: the publisher is one goroutine and
+		// pub/sub connections are not pooled.
+		PoolSize: 1,
+		// We decide about retries: a blind retry after a write may publish
+		// twice (see publisher.go).
+		MaxRetries:      -1,
+		DisableIdentity: true,
+	}
+	if c.TLS {
+		host, _, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: Redis address %q: %w", c.Addr, err)
+		}
+		o.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return o, nil
+}
+
+// clientName builds a CLIENT SETNAME value, which Redis refuses when it
+// holds spaces or other bytes outside '!'..'~'.
+func clientName(node, role string) string {
+	b := []byte("reverb-" + node + "-" + role)
+	for i, c := range b {
+		if c < '!' || c > '~' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// Stats are cumulative counters since New, for tests and logs.
+type Stats struct {
+	// Published counts envelopes Redis accepted.
+	Published uint64
+	// Received counts envelopes of other nodes handed to the hub (or to
+	// the restart callback).
+	Received uint64
+	// Own counts this node's envelopes that came back and were skipped.
+	Own uint64
+	// Ignored counts messages that are not ours (unparseable, another
+	// version or type, a PHP Reverb envelope) or arrived before Attach.
+	Ignored uint64
+	// Dropped counts envelopes that never reached Redis: the queue was full
+	// (Redis slow or away), Redis refused them, or the connection failed
+	// with the batch possibly half sent (never retried, to avoid doubles).
+	Dropped uint64
+}
+
+// chanKey names one Pusher channel of one app.
+type chanKey struct{ app, channel string }
+
+// outMsg is one queued envelope. channel is "" for the control channel.
+type outMsg struct {
+	key chanKey
+	buf *[]byte
+}
+
+// Broker implements hub.Broker over Redis pub/sub. Create it with New, pass
+// it to the server as its broker, Attach the server's hub, then Start.
+// Its methods are safe for concurrent use.
+type Broker struct {
+	cfg  Config
+	node string
+	log  *slog.Logger
+
+	pub *redis.Client // publisher connection
+	sub *redis.Client // pub/sub connection
+
+	queue   chan outMsg
+	bufPool sync.Pool
+
+	hub       atomic.Pointer[hub.Hub]
+	ps        atomic.Pointer[redis.PubSub]
+	onRestart atomic.Pointer[func()]
+	restarted atomic.Bool
+
+	// mu guards want, the interest changes not yet applied by the manager.
+	mu   sync.Mutex
+	want map[chanKey]bool
+	kick chan struct{}
+
+	lastSeen atomic.Int64 // unix nanos of the last thing read from pub/sub
+	subUp    atomic.Bool
+	pubState state
+	subState state
+
+	published, received, own, ignored, dropped atomic.Uint64
+
+	startOnce sync.Once
+	started   atomic.Bool
+	closeOnce sync.Once
+	quit      chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	pubDone   chan struct{}
+	rcvDone   chan struct{}
+	mgrDone   chan struct{}
+}
+
+var _ hub.Broker = (*Broker)(nil)
+
+var setLoggerOnce sync.Once
+
+// New validates cfg and prepares a broker. It opens no connection: Start
+// does, in the background, so a node starts even while Redis is away.
+// logger receives connection state changes; nil discards them.
+func New(cfg Config, logger *slog.Logger) (*Broker, error) {
+	cfg = cfg.withDefaults()
+	pubOpt, err := cfg.redisOptions("pub")
+	if err != nil {
+		return nil, err
+	}
+	subOpt, _ := cfg.redisOptions("sub")
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	// go-redis logs each discarded connection through a process-wide
+	// logger; route it to slog.Default at Debug so an outage is reported
+	// once, by us.
+	setLoggerOnce.Do(func() { redis.SetLogger(redisLogger{}) })
+	b := &Broker{
+		cfg:     cfg,
+		node:    cfg.NodeID,
+		log:     logger.With("component", "cluster", "node", cfg.NodeID),
+		pub:     redis.NewClient(pubOpt),
+		sub:     redis.NewClient(subOpt),
+		queue:   make(chan outMsg, cfg.QueueSize),
+		want:    make(map[chanKey]bool),
+		kick:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		pubDone: make(chan struct{}),
+		rcvDone: make(chan struct{}),
+		mgrDone: make(chan struct{}),
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// NodeID returns the id this node puts in its envelopes. Any goroutine.
+func (b *Broker) NodeID() string { return b.node }
+
+// Attach sets the hub that receives other nodes' messages. Call it once,
+// after the server started; messages that arrive earlier are ignored.
+// Any goroutine.
+func (b *Broker) Attach(h *hub.Hub) { b.hub.Store(h) }
+
+// OnRestart sets the function called when a restart command arrives
+// (`reverb restart` on any machine). It runs on its own goroutine, at most
+// once per Broker. Any goroutine, before or after Start.
+func (b *Broker) OnRestart(f func()) { b.onRestart.Store(&f) }
+
+// Start connects to Redis in the background and starts the publisher,
+// receiver and manager goroutines. It returns at once; a Redis that is away
+// is retried until Close. Cancelling ctx stops the goroutines like Close
+// does. Call it once; any goroutine.
+func (b *Broker) Start(ctx context.Context) {
+	b.startOnce.Do(func() {
+		b.started.Store(true)
+		b.ps.Store(b.sub.Subscribe(b.ctx)) // no channel given: no I/O yet
+		b.lastSeen.Store(time.Now().UnixNano())
+		go b.runPublisher()
+		go b.runReceiver()
+		go b.runManager()
+		if ctx != nil && ctx.Done() != nil {
+			go func() {
+				select {
+				case <-ctx.Done():
+					b.Close()
+				case <-b.quit:
+				}
+			}()
+		}
+	})
+}
+
+// Close sends what is queued (waiting at most Config.Timeout, capped at 2 s,
+// for Redis), stops the goroutines and closes the connections. It returns
+// when they are gone. Publishes after Close are dropped. Any goroutine;
+// later calls do nothing.
+func (b *Broker) Close() {
+	b.closeOnce.Do(func() {
+		b.startOnce.Do(func() {}) // a later Start must not launch goroutines
+		close(b.quit)
+		if b.started.Load() {
+			select {
+			case <-b.pubDone:
+			case <-time.After(min(b.cfg.Timeout, 2*time.Second)):
+			}
+			b.cancel()
+			// The manager may replace the pub/sub connection until it
+			// exits; close the final one after that to release the receiver.
+			<-b.mgrDone
+			_ = b.ps.Load().Close()
+			<-b.rcvDone
+			<-b.pubDone
+		}
+		b.cancel()
+		_ = b.pub.Close()
+		_ = b.sub.Close()
+	})
+}
+
+// Stats returns the counters. Any goroutine.
+func (b *Broker) Stats() Stats {
+	return Stats{
+		Published: b.published.Load(),
+		Received:  b.received.Load(),
+		Own:       b.own.Load(),
+		Ignored:   b.ignored.Load(),
+		Dropped:   b.dropped.Load(),
+	}
+}
+
+// Publish queues a message envelope for the other nodes: payload is the
+// Pusher JSON object delivered to channel's subscribers in app, except the
+// socket except. payload is copied before Publish returns. It never blocks;
+// with the queue full the message is dropped and counted. Any goroutine.
+func (b *Broker) Publish(appID, channel string, payload []byte, except string) {
+	bp := b.getBuf()
+	*bp = appendMessage((*bp)[:0], b.node, appID, channel, except, payload)
+	b.enqueue(outMsg{key: chanKey{appID, channel}, buf: bp})
+}
+
+// Terminate queues a terminate command on the control channel: every other
+// node closes its sockets of userID in app. Never blocks; any goroutine.
+func (b *Broker) Terminate(appID, userID string) {
+	bp := b.getBuf()
+	*bp = appendTerminate((*bp)[:0], b.node, appID, userID)
+	b.enqueue(outMsg{buf: bp})
+}
+
+// Interest records that this node gained (on) or lost its local subscribers
+// of channel; the manager goroutine SUBSCRIBEs or UNSUBSCRIBEs its Redis
+// channel soon after. Calls for one channel must come in order (the hub
+// makes them under the channel's shard lock). Never blocks; any goroutine.
+func (b *Broker) Interest(appID, channel string, on bool) {
+	b.mu.Lock()
+	b.want[chanKey{appID, channel}] = on
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Broker) enqueue(m outMsg) {
+	select {
+	case <-b.quit:
+		b.putBuf(m.buf)
+		b.dropped.Add(1)
+		return
+	default:
+	}
+	select {
+	case b.queue <- m:
+	default:
+		b.putBuf(m.buf)
+		b.dropped.Add(1)
+	}
+}
+
+func (b *Broker) getBuf() *[]byte {
+	if bp, ok := b.bufPool.Get().(*[]byte); ok {
+		return bp
+	}
+	buf := make([]byte, 0, 512)
+	return &buf
+}
+
+func (b *Broker) putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuf {
+		b.bufPool.Put(bp)
+	}
+}
+
+// redisName is the Redis channel of a Pusher channel, or the control
+// channel for the zero key. '#' may occur in app ids and channel names, so
+// two names can share a Redis channel; receivers go by the envelope's own
+// app and channel fields, so that only costs traffic.
+func (b *Broker) redisName(k chanKey) string {
+	if k.channel == "" {
+		return b.cfg.Channel
+	}
+	return b.cfg.Channel + "#" + k.app + "#" + k.channel
+}
+
+// sleep waits d or until Close; it reports false on Close.
+func (b *Broker) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-b.quit:
+		return false
+	}
+}
+
+// state logs the up/down transitions of one connection role once each.
+type state struct {
+	down atomic.Bool
+}
+
+func (s *state) lost(log *slog.Logger, role string, err error) {
+	if s.down.CompareAndSwap(false, true) {
+		log.Warn("cluster: Redis "+role+" connection lost; cross-node delivery paused, local delivery continues", "err", err)
+	}
+}
+
+func (s *state) restored(log *slog.Logger, role string) {
+	if s.down.CompareAndSwap(true, false) {
+		log.Warn("cluster: Redis " + role + " connection restored")
+	}
+}
+
+// redisLogger forwards go-redis's internal log lines to slog.Default at
+// Debug.
+type redisLogger struct{}
+
+func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l := slog.Default(); l.Enabled(ctx, slog.LevelDebug) {
+		l.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+	}
+}

@@ -1,0 +1,188 @@
+package cluster
+
+import (
+	"errors"
+
+	"github.com/valyala/fastjson"
+)
+
+// Envelope format, version 1. Field order is fixed when we write and free
+// when we read:
+//
+//	{"v":1,"type":"message","node":"<id>","app":"<app_id>","channel":"<name>","except":"<socket_id>","payload":<Pusher JSON object>}
+//	{"v":1,"type":"terminate","node":"<id>","app":"<app_id>","user":"<user_id>"}
+//	{"v":1,"type":"restart","node":"<id>"}
+//
+// "except" is omitted when no socket is excluded. The payload is the event
+// exactly as local subscribers receive it, embedded as a JSON value, so a
+// receiving node frames it without re-encoding.
+const envelopeVersion = 1
+
+type kind uint8
+
+const (
+	kindMessage kind = iota + 1
+	kindTerminate
+	kindRestart
+)
+
+var (
+	errNotEnvelope = errors.New("cluster: not a cluster envelope")
+	errVersion     = errors.New("cluster: unknown envelope version")
+	errType        = errors.New("cluster: unknown envelope type")
+	errFields      = errors.New("cluster: envelope misses a required field")
+)
+
+// appendMessage appends a message envelope. payload must be one JSON object.
+func appendMessage(dst []byte, node, app, channel, except string, payload []byte) []byte {
+	dst = append(dst, `{"v":1,"type":"message","node":`...)
+	dst = appendString(dst, node)
+	dst = append(dst, `,"app":`...)
+	dst = appendString(dst, app)
+	dst = append(dst, `,"channel":`...)
+	dst = appendString(dst, channel)
+	if except != "" {
+		dst = append(dst, `,"except":`...)
+		dst = appendString(dst, except)
+	}
+	dst = append(dst, `,"payload":`...)
+	dst = append(dst, payload...)
+	return append(dst, '}')
+}
+
+// appendTerminate appends a terminate envelope.
+func appendTerminate(dst []byte, node, app, user string) []byte {
+	dst = append(dst, `{"v":1,"type":"terminate","node":`...)
+	dst = appendString(dst, node)
+	dst = append(dst, `,"app":`...)
+	dst = appendString(dst, app)
+	dst = append(dst, `,"user":`...)
+	dst = appendString(dst, user)
+	return append(dst, '}')
+}
+
+// appendRestart appends a restart envelope.
+func appendRestart(dst []byte, node string) []byte {
+	dst = append(dst, `{"v":1,"type":"restart","node":`...)
+	dst = appendString(dst, node)
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Bytes ≥ 0x80 pass through: ids
+// and channel names are UTF-8 already and the reader does not re-validate.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// envelope is a decoded envelope. Its byte slices point into the decoder's
+// parser and buffer and are valid until the next decode.
+type envelope struct {
+	kind    kind
+	node    []byte
+	app     []byte
+	channel []byte // message
+	except  []byte // message, may be empty
+	user    []byte // terminate
+	payload []byte // message: the embedded JSON object
+}
+
+// decoder parses envelopes. It is owned by one goroutine.
+type decoder struct {
+	p   fastjson.Parser
+	buf []byte
+}
+
+// decode parses one envelope. Foreign or malformed input is an error, never
+// a panic.
+func (d *decoder) decode(msg string, e *envelope) error {
+	v, err := d.p.Parse(msg)
+	if err != nil {
+		return errNotEnvelope
+	}
+	o, err := v.Object()
+	if err != nil {
+		return errNotEnvelope
+	}
+	ver := o.Get("v")
+	if ver == nil || ver.Type() != fastjson.TypeNumber {
+		return errNotEnvelope
+	}
+	if n, err := ver.Int(); err != nil || n != envelopeVersion {
+		return errVersion
+	}
+	*e = envelope{}
+	typ := stringField(o, "type")
+	e.node = stringField(o, "node")
+	if typ == nil || e.node == nil {
+		return errFields
+	}
+	switch string(typ) {
+	case "message":
+		e.kind = kindMessage
+		e.app = stringField(o, "app")
+		e.channel = stringField(o, "channel")
+		e.except = stringField(o, "except")
+		p := o.Get("payload")
+		if len(e.app) == 0 || len(e.channel) == 0 || p == nil || p.Type() != fastjson.TypeObject {
+			return errFields
+		}
+		// Payload strings were never unescaped, so MarshalTo writes back the
+		// sender's bytes (compact JSON in, identical JSON out).
+		d.buf = p.MarshalTo(d.buf[:0])
+		e.payload = d.buf
+	case "terminate":
+		e.kind = kindTerminate
+		e.app = stringField(o, "app")
+		e.user = stringField(o, "user")
+		if len(e.app) == 0 || e.user == nil {
+			return errFields
+		}
+	case "restart":
+		e.kind = kindRestart
+	default:
+		return errType
+	}
+	return nil
+}
+
+// stringField returns the unescaped string value of key, or nil when the key
+// is missing or not a string.
+func stringField(o *fastjson.Object, key string) []byte {
+	v := o.Get(key)
+	if v == nil {
+		return nil
+	}
+	b, err := v.StringBytes()
+	if err != nil {
+		return nil
+	}
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

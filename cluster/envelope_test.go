@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// The encoder is checked against encoding/json as the oracle.
+func TestMessageEnvelopeRoundTrip(t *testing.T) {
+	payload := []byte(`{"event":"e","channel":"c#1","data":"{\"a\":\"\u003c\\\"\"}"}`)
+	cases := []struct{ node, app, channel, except string }{
+		{"n1", "1001", "news", ""},
+		{"n1", "1001", "private-chat.1", "123.456"},
+		{"odd \"node\"\\", "app\n\t\x01", "#server-to-user-ü", "1.2"},
+	}
+	var d decoder
+	var e envelope
+	for _, c := range cases {
+		msg := appendMessage(nil, c.node, c.app, c.channel, c.except, payload)
+		var oracle struct {
+			V       int             `json:"v"`
+			Type    string          `json:"type"`
+			Node    string          `json:"node"`
+			App     string          `json:"app"`
+			Channel string          `json:"channel"`
+			Except  *string         `json:"except"`
+			Payload json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal(msg, &oracle); err != nil {
+			t.Fatalf("%q is not JSON: %v", msg, err)
+		}
+		if oracle.V != 1 || oracle.Type != "message" || oracle.Node != c.node || oracle.App != c.app ||
+			oracle.Channel != c.channel || !bytes.Equal(oracle.Payload, payload) {
+			t.Fatalf("encoding/json reads %+v from %s", oracle, msg)
+		}
+		if (oracle.Except == nil) != (c.except == "") || (oracle.Except != nil && *oracle.Except != c.except) {
+			t.Fatalf("except = %v, want %q", oracle.Except, c.except)
+		}
+
+		if err := d.decode(string(msg), &e); err != nil {
+			t.Fatalf("decode %s: %v", msg, err)
+		}
+		if e.kind != kindMessage || string(e.node) != c.node || string(e.app) != c.app ||
+			string(e.channel) != c.channel || string(e.except) != c.except {
+			t.Fatalf("decoded %+v from %s", e, msg)
+		}
+		// Byte for byte, escapes included: remote subscribers get what
+		// local ones got.
+		if !bytes.Equal(e.payload, payload) {
+			t.Fatalf("payload\n got %s\nwant %s", e.payload, payload)
+		}
+	}
+}
+
+func TestControlEnvelopes(t *testing.T) {
+	var d decoder
+	var e envelope
+	msg := appendTerminate(nil, "n", "1001", `user "7"`)
+	if err := d.decode(string(msg), &e); err != nil || e.kind != kindTerminate || string(e.app) != "1001" || string(e.user) != `user "7"` {
+		t.Fatalf("terminate %s decoded to %+v, %v", msg, e, err)
+	}
+	msg = appendRestart(nil, "cli")
+	if err := d.decode(string(msg), &e); err != nil || e.kind != kindRestart || string(e.node) != "cli" {
+		t.Fatalf("restart %s decoded to %+v, %v", msg, e, err)
+	}
+}
+
+func TestDecodeRejectsForeignInput(t *testing.T) {
+	for _, in := range []string{
+		"",
+		"garbage",
+		"null",
+		`"string"`,
+		`[{"v":1}]`,
+		`{"type":"message","application":"O:26:\"Laravel\\Reverb\\Application\"","payload":{"event":"x"}}`,
+		`{"v":0,"type":"restart","node":"n"}`,
+		`{"v":2,"type":"restart","node":"n"}`,
+		`{"v":1.5,"type":"restart","node":"n"}`,
+		`{"v":"1","type":"restart","node":"n"}`,
+		`{"v":1,"type":"restart"}`,
+		`{"v":1,"type":"restart","node":7}`,
+		`{"v":1,"type":"metrics","node":"n"}`,
+		`{"v":1,"node":"n"}`,
+		`{"v":1,"type":"message","node":"n","app":"a","channel":"c"}`,
+		`{"v":1,"type":"message","node":"n","app":"a","channel":"c","payload":[1]}`,
+		`{"v":1,"type":"message","node":"n","app":"","channel":"c","payload":{}}`,
+		`{"v":1,"type":"message","node":"n","app":"a","payload":{}}`,
+		`{"v":1,"type":"terminate","node":"n","app":"a"}`,
+		`{"v":1,"type":"message","node":"n","app":"a","channel":"c","payload":{}`,
+	} {
+		var d decoder
+		var e envelope
+		if err := d.decode(in, &e); err == nil {
+			t.Errorf("decode(%q) accepted %+v", in, e)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(string(appendMessage(nil, "n", "1001", "news", "1.2", []byte(`{"event":"e","data":"x"}`))))
+	f.Add(string(appendTerminate(nil, "n", "1001", "u")))
+	f.Add(string(appendRestart(nil, "n")))
+	f.Add(`{"type":"message","application":"O:1:\"x\"","payload":{}}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var d decoder
+		var e envelope
+		if d.decode(in, &e) != nil || e.kind != kindMessage {
+			return
+		}
+		// What we accept, we can write again and read back the same.
+		node, app, ch, ex := string(e.node), string(e.app), string(e.channel), string(e.except)
+		payload := append([]byte(nil), e.payload...)
+		msg := appendMessage(nil, node, app, ch, ex, payload)
+		var d2 decoder
+		var e2 envelope
+		if err := d2.decode(string(msg), &e2); err != nil {
+			t.Fatalf("re-encoded %q does not decode: %v", msg, err)
+		}
+		if string(e2.node) != node || string(e2.app) != app || string(e2.channel) != ch ||
+			string(e2.except) != ex || !bytes.Equal(e2.payload, payload) {
+			t.Fatalf("round trip changed %q", in)
+		}
+	})
+}
+
+func BenchmarkAppendMessage(b *testing.B) {
+	payload := []byte(`{"event":"App\\Events\\OrderShipped","channel":"orders.42","data":"{\"id\":42,\"status\":\"shipped\"}"}`)
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendMessage(buf[:0], "3f2a9c0d11e4b7a8", "1001", "orders.42", "123456.789012", payload)
+	}
+}
+
+func BenchmarkDecodeMessage(b *testing.B) {
+	msg := string(appendMessage(nil, "3f2a9c0d11e4b7a8", "1001", "orders.42", "123456.789012",
+		[]byte(`{"event":"App\\Events\\OrderShipped","channel":"orders.42","data":"{\"id\":42,\"status\":\"shipped\"}"}`)))
+	var d decoder
+	var e envelope
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.decode(msg, &e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

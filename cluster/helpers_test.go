@@ -1,0 +1,578 @@
+package cluster_test
+
+// Helpers for the black-box tests: a real redis-server per test on a free
+// loopback port, real nodes (loop server + cluster broker) on loopback, raw
+// WebSocket clients on gobwas/ws and the pusher-http-go SDK for triggers and
+// auth signatures, so nothing of ours checks itself.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	pusherapi "github.com/pusher/pusher-http-go/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/goreverb/reverb/cluster"
+	"github.com/goreverb/reverb/loop"
+	"github.com/goreverb/reverb/pusher"
+)
+
+const (
+	appID     = "1001"
+	appKey    = "key-a"
+	appSecret = "secret-a"
+
+	// prefix is the scaling channel of the test clusters.
+	prefix = "reverb-test"
+	// ioTimeout bounds every wait for something that must happen.
+	ioTimeout = 5 * time.Second
+	// quietFor is how long we listen to prove that nothing arrives.
+	quietFor = 300 * time.Millisecond
+)
+
+func testApp() pusher.App {
+	return pusher.App{ID: appID, Key: appKey, Secret: appSecret, Signin: true, ClientEvents: pusher.ClientEventsMembers}
+}
+
+// ---- redis-server ----
+
+// redisServer is a redis-server process this test started and owns.
+type redisServer struct {
+	t    testing.TB
+	path string
+	addr string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	exit chan struct{}
+}
+
+// startRedis starts redis-server on a free loopback port; the test fails,
+// never skips, when the binary is missing.
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is not in PATH: the cluster tests need a real Redis " +
+			"(apt-get install -y redis-server, or run scripts/test-deps.sh as root)")
+	}
+	r := &redisServer{t: t, path: path, addr: freeAddr(t)}
+	r.start()
+	t.Cleanup(r.kill)
+	return r
+}
+
+func (r *redisServer) start() {
+	r.t.Helper()
+	_, port, _ := net.SplitHostPort(r.addr)
+	cmd := exec.Command(r.path, "--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	exit := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exit) }()
+	r.mu.Lock()
+	r.cmd, r.exit = cmd, exit
+	r.mu.Unlock()
+	deadline := time.Now().Add(ioTimeout)
+	for {
+		if redisPing(r.addr) == nil {
+			return
+		}
+		select {
+		case <-exit:
+			r.t.Fatalf("redis-server on %s exited at start", r.addr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server on %s did not answer PING", r.addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// signal sends sig to the redis-server process this test started.
+func (r *redisServer) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(sig)
+	}
+}
+
+// stop ends redis-server with SIGTERM, as an operator would, and waits.
+func (r *redisServer) stop() {
+	r.t.Helper()
+	r.signal(syscall.SIGTERM)
+	r.mu.Lock()
+	exit := r.exit
+	r.mu.Unlock()
+	select {
+	case <-exit:
+	case <-time.After(ioTimeout):
+		r.t.Fatalf("redis-server did not exit after SIGTERM")
+	}
+}
+
+// kill removes the process by its PID at the end of the test.
+func (r *redisServer) kill() {
+	r.mu.Lock()
+	cmd, exit := r.cmd, r.exit
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Kill()
+	<-exit
+}
+
+func redisPing(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// client is a plain Redis client for the test's own checks and injections.
+func (r *redisServer) client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.addr, DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ---- nodes ----
+
+// node is one running server with its broker.
+type node struct {
+	t    testing.TB
+	name string
+	srv  *loop.Server
+	b    *cluster.Broker
+	addr string
+	api  *pusherapi.Client
+	logs *logRecorder
+	once sync.Once
+}
+
+// shutdown stops the server (once); the broker closes in its own cleanup.
+func (n *node) shutdown() {
+	n.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.srv.Shutdown(ctx)
+	})
+}
+
+type nodeOpt func(*cluster.Config)
+
+// startNode starts a server on a free port bridged by a broker to r.
+func startNode(t testing.TB, r *redisServer, name string, opts ...nodeOpt) *node {
+	t.Helper()
+	cfg := cluster.Config{Channel: prefix, Addr: r.addr, Timeout: time.Second, NodeID: name}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	logs := &logRecorder{t: t}
+	b, err := cluster.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatalf("cluster.New: %v", err)
+	}
+	t.Cleanup(b.Close)
+	set, err := pusher.NewAppSet([]pusher.App{testApp()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv *loop.Server
+	for attempt := 1; ; attempt++ {
+		srv, err = loop.Start(loop.Config{Addr: freeAddr(t), Apps: set, Broker: b, Loops: 2})
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("loop.Start: %v", err)
+		}
+	}
+	n := &node{t: t, name: name, srv: srv, b: b, addr: srv.Addr(), logs: logs}
+	t.Cleanup(n.shutdown)
+	b.Attach(srv.Hub())
+	b.Start(context.Background())
+	n.api = &pusherapi.Client{AppID: appID, Key: appKey, Secret: appSecret, Host: n.addr}
+	return n
+}
+
+// startCluster starts redis-server and count nodes, and waits until every
+// node listens on the control channel.
+func startCluster(t testing.TB, count int, opts ...nodeOpt) (*redisServer, []*node) {
+	t.Helper()
+	r := startRedis(t)
+	nodes := make([]*node, count)
+	for i := range nodes {
+		nodes[i] = startNode(t, r, string(rune('A'+i)), opts...)
+	}
+	// Each server takes a while to stop; stop them side by side.
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Go(n.shutdown)
+		}
+		wg.Wait()
+	})
+	waitNumSub(t, r, prefix, count)
+	return r, nodes
+}
+
+func redisChannel(channel string) string { return prefix + "#" + appID + "#" + channel }
+
+// waitNumSub waits until want pub/sub connections listen on a Redis channel.
+func waitNumSub(t testing.TB, r *redisServer, name string, want int) {
+	t.Helper()
+	c := r.client(t)
+	deadline := time.Now().Add(ioTimeout)
+	var got int64
+	for time.Now().Before(deadline) {
+		m, err := c.PubSubNumSub(context.Background(), name).Result()
+		if err == nil {
+			if got = m[name]; got == int64(want) {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("PUBSUB NUMSUB %s = %d, want %d", name, got, want)
+}
+
+// logRecorder keeps a node's log lines and shows them in the test log.
+type logRecorder struct {
+	t     testing.TB
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logRecorder) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+	l.t.Log(line)
+	return len(p), nil
+}
+
+// count returns how many lines contain s.
+func (l *logRecorder) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("probe port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// trigger publishes through n's HTTP API with the SDK.
+func (n *node) trigger(channel, event, data string) {
+	n.t.Helper()
+	if err := n.api.Trigger(channel, event, data); err != nil {
+		n.t.Fatalf("trigger on %s: %v", n.name, err)
+	}
+}
+
+// terminate calls POST /apps/{id}/users/{user}/terminate_connections, which
+// the SDK does not offer, signed per the Pusher HTTP API rules.
+func (n *node) terminate(user string) {
+	n.t.Helper()
+	path := "/apps/" + appID + "/users/" + url.PathEscape(user) + "/terminate_connections"
+	body := []byte("{}")
+	sum := md5.Sum(body)
+	q := map[string]string{
+		"auth_key":       appKey,
+		"auth_timestamp": strconv.FormatInt(time.Now().Unix(), 10),
+		"auth_version":   "1.0",
+		"body_md5":       hex.EncodeToString(sum[:]),
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + q[k]
+	}
+	query := strings.Join(parts, "&")
+	mac := hmac.New(sha256.New, []byte(appSecret))
+	mac.Write([]byte("POST\n" + path + "\n" + query))
+	query += "&auth_signature=" + hex.EncodeToString(mac.Sum(nil))
+	resp, err := http.Post("http://"+n.addr+path+"?"+query, "application/json", bytes.NewReader(body))
+	if err != nil {
+		n.t.Fatalf("terminate_connections: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		n.t.Fatalf("terminate_connections: %d %s", resp.StatusCode, b)
+	}
+}
+
+// ---- WebSocket client ----
+
+// message is one Pusher message a client received.
+type message struct {
+	Event   string          `json:"event"`
+	Channel string          `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+	UserID  json.RawMessage `json:"user_id"`
+	raw     string
+}
+
+// dataString returns Data decoded when it is a JSON string, else raw.
+func (m message) dataString() string {
+	var s string
+	if json.Unmarshal(m.Data, &s) == nil {
+		return s
+	}
+	return string(m.Data)
+}
+
+// wsClient is a raw Pusher client; one goroutine reads its frames.
+type wsClient struct {
+	t        testing.TB
+	name     string
+	conn     net.Conn
+	socketID string
+	msgs     chan message
+	done     chan struct{}
+	stop     chan struct{}
+	closeErr error // set before done is closed
+	wmu      sync.Mutex
+}
+
+// connect opens a socket to n and waits for connection_established.
+func (n *node) connect(name string) *wsClient {
+	n.t.Helper()
+	t := n.t
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	conn, br, _, err := ws.Dial(ctx, "ws://"+n.addr+"/app/"+appKey+"?protocol=7&client=js&version=8.4.0&flash=false")
+	if err != nil {
+		t.Fatalf("%s: dial %s: %v", name, n.name, err)
+	}
+	c := &wsClient{t: t, name: name + "@" + n.name, conn: conn, msgs: make(chan message, 1024), done: make(chan struct{}), stop: make(chan struct{})}
+	var rd io.Reader = conn
+	if br != nil {
+		rd = br
+	}
+	go c.read(struct {
+		io.Reader
+		io.Writer
+	}{rd, conn})
+	t.Cleanup(func() { close(c.stop); conn.Close(); <-c.done })
+	m := c.expect("pusher:connection_established", "")
+	var est struct {
+		SocketID string `json:"socket_id"`
+	}
+	if err := json.Unmarshal([]byte(m.dataString()), &est); err != nil || est.SocketID == "" {
+		t.Fatalf("%s: bad connection_established %s", c.name, m.raw)
+	}
+	c.socketID = est.SocketID
+	return c
+}
+
+func (c *wsClient) read(rw io.ReadWriter) {
+	defer close(c.done)
+	for {
+		b, op, err := wsutil.ReadServerData(rw)
+		if err != nil {
+			c.closeErr = err
+			return
+		}
+		if op != ws.OpText {
+			continue
+		}
+		var m message
+		if err := json.Unmarshal(b, &m); err != nil {
+			c.closeErr = fmt.Errorf("bad JSON from server: %s", b)
+			return
+		}
+		m.raw = string(b)
+		if m.Event == "pusher:ping" {
+			c.send(`{"event":"pusher:pong","data":{}}`)
+			continue
+		}
+		select {
+		case c.msgs <- m:
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+func (c *wsClient) send(s string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := wsutil.WriteClientText(c.conn, []byte(s)); err != nil {
+		c.t.Errorf("%s: write: %v", c.name, err)
+	}
+}
+
+// next returns the next message, failing the test after d.
+func (c *wsClient) next(d time.Duration) (message, bool) {
+	select {
+	case m := <-c.msgs:
+		return m, true
+	case <-time.After(d):
+		return message{}, false
+	case <-c.done:
+		select {
+		case m := <-c.msgs:
+			return m, true
+		default:
+		}
+		return message{}, false
+	}
+}
+
+// expect waits for the next message and checks its event and channel.
+func (c *wsClient) expect(event, channel string) message {
+	c.t.Helper()
+	m, ok := c.next(ioTimeout)
+	if !ok {
+		c.t.Fatalf("%s: waited for %s on %q: nothing (closed: %v)", c.name, event, channel, c.closed())
+	}
+	if m.Event != event || m.Channel != channel {
+		c.t.Fatalf("%s: got %s, want %s on %q", c.name, m.raw, event, channel)
+	}
+	return m
+}
+
+// expectData waits for event on channel carrying data.
+func (c *wsClient) expectData(event, channel, data string) {
+	c.t.Helper()
+	m := c.expect(event, channel)
+	if got := m.dataString(); got != data {
+		c.t.Fatalf("%s: %s data = %q, want %q", c.name, event, got, data)
+	}
+}
+
+// expectQuiet proves that nothing arrives for quietFor.
+func (c *wsClient) expectQuiet() {
+	c.t.Helper()
+	if m, ok := c.next(quietFor); ok {
+		c.t.Fatalf("%s: unexpected %s", c.name, m.raw)
+	}
+}
+
+// expectClose waits for a close frame with code.
+func (c *wsClient) expectClose(code ws.StatusCode) {
+	c.t.Helper()
+	for {
+		select {
+		case m := <-c.msgs:
+			c.t.Fatalf("%s: got %s while waiting for close %d", c.name, m.raw, code)
+		case <-c.done:
+			var ce wsutil.ClosedError
+			if !errors.As(c.closeErr, &ce) || ce.Code != code {
+				c.t.Fatalf("%s: closed with %v, want close code %d", c.name, c.closeErr, code)
+			}
+			return
+		case <-time.After(ioTimeout):
+			c.t.Fatalf("%s: not closed", c.name)
+		}
+	}
+}
+
+func (c *wsClient) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *wsClient) subscribe(channel string) {
+	c.t.Helper()
+	c.send(`{"event":"pusher:subscribe","data":{"channel":` + jsonString(channel) + `}}`)
+	c.expect("pusher_internal:subscription_succeeded", channel)
+}
+
+// subscribePrivate subscribes with an auth signature made by the SDK.
+func (c *wsClient) subscribePrivate(api *pusherapi.Client, channel string) {
+	c.t.Helper()
+	resp, err := api.AuthorizePrivateChannel([]byte("socket_id=" + url.QueryEscape(c.socketID) + "&channel_name=" + url.QueryEscape(channel)))
+	if err != nil {
+		c.t.Fatalf("AuthorizePrivateChannel: %v", err)
+	}
+	var a struct {
+		Auth string `json:"auth"`
+	}
+	_ = json.Unmarshal(resp, &a)
+	c.send(`{"event":"pusher:subscribe","data":{"channel":` + jsonString(channel) + `,"auth":` + jsonString(a.Auth) + `}}`)
+	c.expect("pusher_internal:subscription_succeeded", channel)
+}
+
+// signin signs the socket in as user (SDK signature) and joins its
+// #server-to-user channel, as pusher-js does.
+func (c *wsClient) signin(api *pusherapi.Client, user string) {
+	c.t.Helper()
+	resp, err := api.AuthenticateUser([]byte("socket_id="+url.QueryEscape(c.socketID)), map[string]any{"id": user})
+	if err != nil {
+		c.t.Fatalf("AuthenticateUser: %v", err)
+	}
+	c.send(`{"event":"pusher:signin","data":` + string(resp) + `}`)
+	c.expect("pusher:signin_success", "")
+	c.subscribe("#server-to-user-" + user)
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,243 @@
+package cluster
+
+import (
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// maxInterned bounds the receiver's cache of channel-name strings.
+const maxInterned = 4096
+
+var errSilent = errors.New("cluster: pub/sub connection answered no PING")
+
+// runReceiver is the only reader of the pub/sub connection. It reads with
+// Receive in its own goroutine (go-redis's Channel() drops messages when its
+// buffer stays full) and calls the hub in arrival order. go-redis redials and
+// resubscribes every recorded channel after a read error; this loop only
+// paces the attempts.
+func (b *Broker) runReceiver() {
+	defer close(b.rcvDone)
+	r := receiver{b: b, intern: make(map[string]string)}
+	delay := backoffMin
+	for {
+		ps := b.ps.Load()
+		msg, err := ps.Receive(b.ctx)
+		if err != nil {
+			select {
+			case <-b.quit:
+				return
+			default:
+			}
+			if ps != b.ps.Load() {
+				continue // the manager replaced a silent connection
+			}
+			b.subUp.Store(false)
+			b.subState.lost(b.log, "pub/sub", err)
+			if !b.sleep(delay) {
+				return
+			}
+			delay = min(2*delay, backoffMax)
+			continue
+		}
+		delay = backoffMin
+		b.lastSeen.Store(time.Now().UnixNano())
+		if !b.subUp.Swap(true) {
+			b.subState.restored(b.log, "pub/sub")
+		}
+		if m, ok := msg.(*redis.Message); ok {
+			r.handle(m.Payload)
+		}
+	}
+}
+
+// receiver is the receiver goroutine's private state.
+type receiver struct {
+	b      *Broker
+	dec    decoder
+	env    envelope
+	intern map[string]string
+}
+
+// handle decodes one pub/sub message and passes it on.
+func (r *receiver) handle(msg string) {
+	b, e := r.b, &r.env
+	if err := r.dec.decode(msg, e); err != nil {
+		b.ignored.Add(1)
+		return
+	}
+	if string(e.node) == b.node {
+		b.own.Add(1) // our own publish, already delivered locally
+		return
+	}
+	if e.kind == kindRestart {
+		b.received.Add(1)
+		b.fireRestart()
+		return
+	}
+	h := b.hub.Load()
+	if h == nil {
+		b.ignored.Add(1)
+		return
+	}
+	app := h.Apps().ByID(string(e.app))
+	if app == nil {
+		b.ignored.Add(1) // an app this node is not configured for
+		return
+	}
+	b.received.Add(1)
+	switch e.kind {
+	case kindMessage:
+		var except string
+		if len(e.except) > 0 {
+			except = string(e.except)
+		}
+		h.PublishRemote(app.ID, r.name(e.channel), e.payload, except)
+	case kindTerminate:
+		h.TerminateRemote(app.ID, string(e.user))
+	}
+}
+
+// name returns channel as a string, reusing one string per hot channel; the
+// hub may keep it (cache channels), so it must not alias parser memory.
+func (r *receiver) name(channel []byte) string {
+	if s, ok := r.intern[string(channel)]; ok {
+		return s
+	}
+	if len(r.intern) >= maxInterned {
+		clear(r.intern)
+	}
+	s := string(channel)
+	r.intern[s] = s
+	return s
+}
+
+func (b *Broker) fireRestart() {
+	f := b.onRestart.Load()
+	if f == nil || *f == nil {
+		b.log.Warn("cluster: restart command received, but this node has no restart handler")
+		return
+	}
+	if b.restarted.CompareAndSwap(false, true) {
+		b.log.Warn("cluster: restart command received")
+		go (*f)()
+	}
+}
+
+// pingEvery is how long the pub/sub connection may be quiet before the
+// manager sends a PING.
+func (b *Broker) pingEvery() time.Duration {
+	return min(max(b.cfg.Timeout/2, 100*time.Millisecond), 5*time.Second)
+}
+
+// runManager turns Interest changes into SUBSCRIBE/UNSUBSCRIBE and keeps
+// the pub/sub connection honest: a connection that answers no PING within
+// Config.Timeout (a half-open TCP connection, a frozen Redis) is replaced.
+func (b *Broker) runManager() {
+	defer close(b.mgrDone)
+	m := manager{b: b, refs: make(map[string]int), applied: make(map[chanKey]string)}
+	// go-redis records channels even when the SUBSCRIBE fails and sends
+	// them again on every reconnect, so errors here need no retry.
+	_ = b.ps.Load().Subscribe(b.ctx, b.cfg.Channel)
+	tick := time.NewTicker(b.pingEvery())
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.quit:
+			return
+		case <-b.kick:
+			m.apply()
+		case <-tick.C:
+			m.check()
+		}
+	}
+}
+
+// manager is the manager goroutine's private state.
+type manager struct {
+	b       *Broker
+	changes []change
+	applied map[chanKey]string // channels with interest → Redis name
+	refs    map[string]int     // Redis name → channels using it
+	subs    []string
+	unsubs  []string
+}
+
+type change struct {
+	key chanKey
+	on  bool
+}
+
+func (m *manager) apply() {
+	b := m.b
+	b.mu.Lock()
+	for k, on := range b.want {
+		m.changes = append(m.changes, change{k, on})
+	}
+	clear(b.want)
+	b.mu.Unlock()
+
+	m.subs, m.unsubs = m.subs[:0], m.unsubs[:0]
+	for _, c := range m.changes {
+		name, have := m.applied[c.key]
+		switch {
+		case c.on && !have:
+			name = b.redisName(c.key)
+			m.applied[c.key] = name
+			if m.refs[name]++; m.refs[name] == 1 {
+				m.subs = append(m.subs, name)
+			}
+		case !c.on && have:
+			delete(m.applied, c.key)
+			if m.refs[name]--; m.refs[name] == 0 {
+				delete(m.refs, name)
+				m.unsubs = append(m.unsubs, name)
+			}
+		}
+	}
+	clear(m.changes)
+	m.changes = m.changes[:0]
+	ps := b.ps.Load()
+	if len(m.subs) > 0 {
+		if err := ps.Subscribe(b.ctx, m.subs...); err != nil {
+			b.log.Debug("cluster: SUBSCRIBE deferred until Redis is back", "err", err)
+		}
+	}
+	if len(m.unsubs) > 0 { // never empty: UNSUBSCRIBE without names drops all
+		if err := ps.Unsubscribe(b.ctx, m.unsubs...); err != nil {
+			b.log.Debug("cluster: UNSUBSCRIBE deferred until Redis is back", "err", err)
+		}
+	}
+}
+
+func (m *manager) check() {
+	b := m.b
+	idle := time.Duration(time.Now().UnixNano() - b.lastSeen.Load())
+	ping := b.pingEvery()
+	if idle < ping {
+		return
+	}
+	if !b.subUp.Load() || idle < ping+b.cfg.Timeout {
+		_ = b.ps.Load().Ping(b.ctx)
+		return
+	}
+	select {
+	case <-b.quit:
+		return
+	default:
+	}
+	b.subUp.Store(false)
+	b.subState.lost(b.log, "pub/sub", errSilent)
+	b.lastSeen.Store(time.Now().UnixNano())
+	old := b.ps.Load()
+	ps := b.sub.Subscribe(b.ctx) // no I/O yet
+	b.ps.Store(ps)
+	_ = old.Close() // wakes the receiver, which moves to ps
+	names := make([]string, 0, len(m.refs)+1)
+	names = append(names, b.cfg.Channel)
+	for n := range m.refs {
+		names = append(names, n)
+	}
+	_ = ps.Subscribe(b.ctx, names...)
+}
