@@ -140,7 +140,7 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	srv, err := loop.Start(loop.Config{
+	lcfg := loop.Config{
 		Addr:              net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
 		Path:              cfg.Path,
 		Apps:              apps,
@@ -150,10 +150,35 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 		ReusePort:         cfg.ReusePort,
 		TLS:               tlsCfg,
 		Logger:            logger,
-	})
+	}
+	// The broker logs Redis state changes (once each) even without --debug.
+	brokerLog := logger
+	if brokerLog == nil {
+		brokerLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	broker, err := startScaling(cfg, brokerLog)
 	if err != nil {
 		fmt.Fprintln(stderr, "reverb:", err)
 		return 1
+	}
+	if broker != nil {
+		defer broker.Close()
+		lcfg.Broker = broker
+	}
+	srv, err := loop.Start(lcfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "reverb:", err)
+		return 1
+	}
+	restartCmd := make(chan struct{}, 1)
+	if broker != nil {
+		broker.Attach(srv.Hub())
+		broker.OnRestart(func() {
+			select {
+			case restartCmd <- struct{}{}:
+			default:
+			}
+		})
 	}
 
 	secure := ""
@@ -185,6 +210,8 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 			if stamp := readRestartStamp(restartFile); stamp != seen {
 				reason = "restart requested"
 			}
+		case <-restartCmd:
+			reason = "restart requested through Redis"
 		case err := <-srv.Done():
 			fmt.Fprintln(stderr, "reverb: engine stopped:", err)
 			return 1
@@ -199,8 +226,9 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// restart asks every server on this machine to restart: each polls the
-// restart stamp in the state directory every 5 s (§10.6).
+// restart asks every server on this machine to restart (each polls the
+// restart stamp in the state directory every 5 s) and, with scaling on,
+// every node of the cluster through Redis (§10.6).
 func restart(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, rc := configure("restart", args, environ, stderr)
 	if cfg == nil {
@@ -214,6 +242,12 @@ func restart(args, environ []string, stdout, stderr io.Writer) int {
 	if err := os.WriteFile(filepath.Join(cfg.StateDir, "restart"), []byte(stamp), 0o644); err != nil {
 		fmt.Fprintln(stderr, "reverb:", err)
 		return 1
+	}
+	if cfg.Scaling.Enabled {
+		// Every node of the cluster, on any machine, listens on Redis.
+		if err := restartViaRedis(cfg); err != nil {
+			fmt.Fprintln(stderr, "reverb: restart through Redis failed (local servers still get the signal):", err)
+		}
 	}
 	fmt.Fprintln(stdout, "Restart signal sent: running servers stop within 5 seconds.")
 	return 0
