@@ -1,6 +1,6 @@
 # The test command named in README: installs what the tests need (npm
 # packages, Debian's chromium when run as root) and runs every test.
-.PHONY: test test-go test-e2e deps fuzz bench bench-micro build run vet
+.PHONY: test test-go test-e2e deps fuzz bench bench-micro bench-100k build run vet
 
 GO ?= go
 
@@ -35,6 +35,11 @@ fuzz:
 # bare write(2) reference server, printed side by side (bench/run-short.sh).
 bench:
 	bash bench/run-short.sh
+
+# 100,000 subscribed connections over several server processes bridged by
+# Redis, and one broadcast timed to all of them (scripts/bench-100k.sh).
+bench-100k:
+	bash scripts/bench-100k.sh
 
 # Hot-path micro-benchmarks (allocation counts per operation).
 bench-micro:
