@@ -6,13 +6,14 @@
 # its sockets over several worker processes bound to 127.0.0.2… source
 # addresses. Every process started here is stopped by PID at the end.
 #
-# Environment: CONNS (100000), NODES (6), PORT (18300), RATE (0.5 broadcasts/s),
-# SECONDS_MEASURED (8), RAMP (10000 connections/s).
+# Environment: CONNS (100000), NODES (6), LOOPS (event loops per node, 1),
+# PORT (18300), RATE (0.5 broadcasts/s), SECONDS_MEASURED (8), RAMP (10000/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 conns=${CONNS:-100000}
 nodes=${NODES:-6}
+loops=${LOOPS:-1}
 port=${PORT:-18300}
 rate=${RATE:-0.5}
 secs=${SECONDS_MEASURED:-8}
@@ -38,7 +39,7 @@ pids+=($!)
 
 export REVERB_APP_ID=1 REVERB_APP_KEY=key REVERB_APP_SECRET=secret
 export REVERB_SCALING_ENABLED=true REDIS_HOST=127.0.0.1 REDIS_PORT=$redis_port
-export REVERB_REUSE_PORT=true REVERB_STATE_DIR=$tmp/state
+export REVERB_REUSE_PORT=true REVERB_STATE_DIR=$tmp/state REVERB_EVENT_LOOPS=$loops
 server_pids=()
 for i in $(seq "$nodes"); do
   "$tmp/reverb" start --host 127.0.0.1 --port "$port" >"$tmp/node-$i.log" 2>&1 &

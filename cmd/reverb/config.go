@@ -37,6 +37,7 @@ import (
 //	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb
 //	REVERB_DEBUG                     servers.reverb.debug                false
 //	REVERB_REUSE_PORT                servers.reverb.reuse_port           false (SO_REUSEPORT)
+//	REVERB_EVENT_LOOPS               servers.reverb.event_loops          0 = one per CPU
 //	(none)                           servers.reverb.scaling.server.scheme  "tls" = TLS to Redis
 //	REVERB_APP_SIGNIN                apps.apps[].signin                  true
 //	REVERB_APP_CACHE_TTL             apps.apps[].cache_ttl               1800 s
@@ -78,6 +79,9 @@ type Config struct {
 	// ReusePort sets SO_REUSEPORT so several processes serve one port
 	// (scripts/multi-start.sh); useful only with scaling on.
 	ReusePort bool
+	// EventLoops is the number of event loops; 0 = one per CPU. Several
+	// processes on one machine each want fewer.
+	EventLoops int
 	// Dev is true when no app was configured at all and a development app
 	// with random credentials was generated (Apps has exactly that app).
 	Dev bool
@@ -369,6 +373,8 @@ func (s *sources) server(c *Config, f Flags) error {
 	add(e)
 	c.Debug = s.pick("REVERB_DEBUG", "debug").truthy(false)
 	c.ReusePort = s.pick("REVERB_REUSE_PORT", "reuse_port").truthy(false)
+	c.EventLoops, e = s.pick("REVERB_EVENT_LOOPS", "event_loops").integer(0, 0)
+	add(e)
 
 	c.TLS.Cert, e = s.pick("REVERB_TLS_CERT", "options", "tls", "local_cert").str("")
 	add(e)

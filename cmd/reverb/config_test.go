@@ -162,6 +162,7 @@ func TestServerEnvVars(t *testing.T) {
 		"REVERB_STATE_DIR=/var/run/reverb",
 		"REVERB_DEBUG=1",
 		"REVERB_REUSE_PORT=true",
+		"REVERB_EVENT_LOOPS=3",
 		// Laravel's, not ours: accepted and ignored.
 		"BROADCAST_CONNECTION=reverb",
 		"REVERB_PORT=443",
@@ -186,6 +187,7 @@ func TestServerEnvVars(t *testing.T) {
 		MaxOutboundBuffer: 65536,
 		StateDir:          "/var/run/reverb",
 		ReusePort:         true,
+		EventLoops:        3,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", *c, want)

@@ -148,6 +148,7 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 		TimestampWindow:   cfg.TimestampWindow,
 		MaxOutboundBuffer: cfg.MaxOutboundBuffer,
 		ReusePort:         cfg.ReusePort,
+		Loops:             cfg.EventLoops,
 		TLS:               tlsCfg,
 		Logger:            logger,
 	}
