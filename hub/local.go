@@ -249,8 +249,10 @@ func (l *Local) Closed(s *Session) {
 		l.dropUser(s, s.signin.id)
 	}
 	s.as.conns.Add(-1)
+	// conn stays set: a drain that is still handing this session a run of
+	// frames (its write failed and closed it mid-run) calls Send on a
+	// closed conn, which ignores it.
 	s.open = false
-	s.conn = nil
 }
 
 // Message handles one complete inbound data message of s (§3.2). msg is
