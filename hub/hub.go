@@ -57,9 +57,12 @@ type Hub struct {
 }
 
 type appState struct {
-	hub    *Hub
-	app    *pusher.App
-	conns  atomic.Int64
+	hub   *Hub
+	app   *pusher.App
+	conns atomic.Int64 // established sockets on this node
+	// remote is the app's established sockets on the other nodes, as last
+	// reported by the broker; 0 on a single node.
+	remote atomic.Int64
 	shards [numShards]shard
 }
 
@@ -316,12 +319,34 @@ func (h *Hub) terminateLocal(app *pusher.App, userID string) {
 	}
 }
 
-// Connections implements pusher.Backend.
+// Connections implements pusher.Backend: this node's established sockets
+// of app plus the other nodes' as last reported (SetRemoteConnections).
 func (h *Hub) Connections(app *pusher.App) int {
 	if as := h.state(app); as != nil {
-		return int(as.conns.Load())
+		return int(as.conns.Load() + as.remote.Load())
 	}
 	return 0
+}
+
+// LocalConnections calls visit once per configured app with the number of
+// sockets established on this node. A cluster broker reads it about once a
+// second to tell the other nodes. Any goroutine; it takes no lock.
+func (h *Hub) LocalConnections(visit func(appID string, n int64)) {
+	for app, as := range h.apps {
+		visit(app.ID, as.conns.Load())
+	}
+}
+
+// SetRemoteConnections records n, the established sockets of app appID on
+// all other nodes together; Connections and the max_connections check of
+// Open add it to this node's own count. Unknown app ids are ignored. Any
+// goroutine.
+func (h *Hub) SetRemoteConnections(appID string, n int64) {
+	if app := h.byID.ByID(appID); app != nil {
+		if as := h.state(app); as != nil {
+			as.remote.Store(max(n, 0))
+		}
+	}
 }
 
 func (h *Hub) evictCaches(now int64) {

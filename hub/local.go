@@ -212,7 +212,10 @@ func (l *Local) Open(s *Session, c Conn, key string, origin []byte) bool {
 		return false
 	}
 	as := l.h.state(app)
-	if n := as.conns.Add(1); app.MaxConnections > 0 && n > int64(app.MaxConnections) {
+	// Other nodes' sockets count too (§8.4), as last reported; the
+	// report lags by about a second, so a burst spread over nodes may
+	// briefly overshoot the limit.
+	if n := as.conns.Add(1); app.MaxConnections > 0 && n+as.remote.Load() > int64(app.MaxConnections) {
 		as.conns.Add(-1)
 		l.reject(c, pusher.ErrOverQuota)
 		return false
