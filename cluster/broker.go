@@ -138,6 +138,9 @@ type Stats struct {
 	// (Redis slow or away), Redis refused them, or the connection failed
 	// with the batch possibly half sent (never retried, to avoid doubles).
 	Dropped uint64
+	// Heartbeats counts other nodes' stats envelopes (socket counts, one
+	// per node per second). They count in no other field.
+	Heartbeats uint64
 }
 
 // chanKey names one Pusher channel of one app.
@@ -157,8 +160,9 @@ type Broker struct {
 	node string
 	log  *slog.Logger
 
-	pub *redis.Client // publisher connection
-	sub *redis.Client // pub/sub connection
+	pub   *redis.Client // publisher connection
+	sub   *redis.Client // pub/sub connection
+	stats *redis.Client // stats heartbeat connection
 
 	queue   chan outMsg
 	bufPool sync.Pool
@@ -178,7 +182,9 @@ type Broker struct {
 	pubState state
 	subState state
 
-	published, received, own, ignored, dropped atomic.Uint64
+	published, received, own, ignored, dropped, heartbeats atomic.Uint64
+
+	peers peers
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -189,6 +195,7 @@ type Broker struct {
 	pubDone   chan struct{}
 	rcvDone   chan struct{}
 	mgrDone   chan struct{}
+	statsDone chan struct{}
 }
 
 var _ hub.Broker = (*Broker)(nil)
@@ -205,6 +212,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	subOpt, _ := cfg.redisOptions("sub")
+	statsOpt, _ := cfg.redisOptions("stats")
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -218,6 +226,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		log:     logger.With("component", "cluster", "node", cfg.NodeID),
 		pub:     redis.NewClient(pubOpt),
 		sub:     redis.NewClient(subOpt),
+		stats:   redis.NewClient(statsOpt),
 		queue:   make(chan outMsg, cfg.QueueSize),
 		want:    make(map[chanKey]bool),
 		kick:    make(chan struct{}, 1),
@@ -225,6 +234,9 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		pubDone: make(chan struct{}),
 		rcvDone: make(chan struct{}),
 		mgrDone: make(chan struct{}),
+
+		statsDone: make(chan struct{}),
+		peers:     peers{nodes: make(map[string]*peer), totals: make(map[string]int64)},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
@@ -255,6 +267,7 @@ func (b *Broker) Start(ctx context.Context) {
 		go b.runPublisher()
 		go b.runReceiver()
 		go b.runManager()
+		go b.runStats()
 		if ctx != nil && ctx.Done() != nil {
 			go func() {
 				select {
@@ -287,10 +300,12 @@ func (b *Broker) Close() {
 			_ = b.ps.Load().Close()
 			<-b.rcvDone
 			<-b.pubDone
+			<-b.statsDone
 		}
 		b.cancel()
 		_ = b.pub.Close()
 		_ = b.sub.Close()
+		_ = b.stats.Close()
 	})
 }
 
@@ -302,6 +317,8 @@ func (b *Broker) Stats() Stats {
 		Own:       b.own.Load(),
 		Ignored:   b.ignored.Load(),
 		Dropped:   b.dropped.Load(),
+
+		Heartbeats: b.heartbeats.Load(),
 	}
 }
 

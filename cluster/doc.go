@@ -6,7 +6,7 @@
 // Redis layout, with C = Config.Channel ("reverb" by default):
 //
 //   - C is the control channel. Every node SUBSCRIBEs it; terminate and
-//     restart commands travel there.
+//     restart commands and the stats heartbeats travel there.
 //   - C#<app_id>#<channel> carries the events of one Pusher channel. A node
 //     SUBSCRIBEs it only while it has local subscribers of that channel
 //     (hub.Broker.Interest), so a node receives only what its own sockets
@@ -17,6 +17,17 @@
 // channels (a PHP Reverb node's serialized envelopes, garbage, newer
 // versions) is counted and ignored.
 //
+// Connection counts: every node publishes a stats envelope on C once a second
+// with its established sockets per app id. Each node keeps the last report
+// of every other node and drops a node not heard from for 3 s; the per-app
+// sum over the others goes into the hub (hub.Hub.SetRemoteConnections), so
+// GET /connections and the max_connections check count the whole cluster
+// without a Redis round trip in the request. The figures lag by up to about
+// a second (a burst of connects spread over nodes may overshoot a limit
+// briefly); a node that dies stops counting within about 4 s. While this
+// node hears nothing from Redis, other nodes expire and it counts only its
+// own sockets.
+//
 // Goroutines, all started by Start and ended by Close:
 //
 //   - publisher: the only writer of PUBLISH commands. It takes envelopes from
@@ -26,10 +37,16 @@
 //     in arrival order.
 //   - manager: applies Interest changes as SUBSCRIBE/UNSUBSCRIBE, pings the
 //     pub/sub connection and replaces it when it stops answering.
+//   - stats: publishes this node's counts once a second on a connection of
+//     its own (a heartbeat is never queued behind messages nor sent late)
+//     and expires silent nodes.
 //
 // Publish, Terminate and Interest never block and never do I/O: they encode
 // or record and return. Lock order: Broker.mu (interest changes) is a leaf;
 // it is taken while the hub holds a shard mutex and never the other way.
+// The peers table's mutex is taken by the receiver and stats goroutines
+// only, never under a hub lock; under it they call only the hub's lock-free
+// SetRemoteConnections.
 //
 // cluster imports hub (and pusher through it) and go-redis; it must not
 // import loop. Only this package imports go-redis.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/valyala/fastjson"
 )
@@ -12,6 +13,7 @@ import (
 //	{"v":1,"type":"message","node":"<id>","app":"<app_id>","channel":"<name>","except":"<socket_id>","payload":<Pusher JSON object>}
 //	{"v":1,"type":"terminate","node":"<id>","app":"<app_id>","user":"<user_id>"}
 //	{"v":1,"type":"restart","node":"<id>"}
+//	{"v":1,"type":"stats","node":"<id>","conns":{"<app_id>":<sockets>,...}}
 //
 // "except" is omitted when no socket is excluded. The payload is the event
 // exactly as local subscribers receive it, embedded as a JSON value, so a
@@ -24,6 +26,7 @@ const (
 	kindMessage kind = iota + 1
 	kindTerminate
 	kindRestart
+	kindStats
 )
 
 var (
@@ -68,6 +71,25 @@ func appendRestart(dst []byte, node string) []byte {
 	return append(dst, '}')
 }
 
+// appendStats appends a stats envelope: the established sockets of this node
+// per app id, as visit reports them (hub.Hub.LocalConnections fits).
+func appendStats(dst []byte, node string, visit func(func(appID string, n int64))) []byte {
+	dst = append(dst, `{"v":1,"type":"stats","node":`...)
+	dst = appendString(dst, node)
+	dst = append(dst, `,"conns":{`...)
+	first := true
+	visit(func(appID string, n int64) {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendString(dst, appID)
+		dst = append(dst, ':')
+		dst = strconv.AppendInt(dst, n, 10)
+	})
+	return append(dst, "}}"...)
+}
+
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. Bytes ≥ 0x80 pass through: ids
@@ -105,16 +127,25 @@ type envelope struct {
 	kind    kind
 	node    []byte
 	app     []byte
-	channel []byte // message
-	except  []byte // message, may be empty
-	user    []byte // terminate
-	payload []byte // message: the embedded JSON object
+	channel []byte     // message
+	except  []byte     // message, may be empty
+	user    []byte     // terminate
+	payload []byte     // message: the embedded JSON object
+	counts  []appCount // stats
+}
+
+// appCount is one app's socket count in a stats envelope.
+type appCount struct {
+	app []byte
+	n   int64
 }
 
 // decoder parses envelopes. It is owned by one goroutine.
 type decoder struct {
-	p   fastjson.Parser
-	buf []byte
+	p    fastjson.Parser
+	buf  []byte
+	keys []byte // stats: the app ids, back to back
+	ends []int  // stats: where each app id ends in keys
 }
 
 // decode parses one envelope. Foreign or malformed input is an error, never
@@ -135,7 +166,7 @@ func (d *decoder) decode(msg string, e *envelope) error {
 	if n, err := ver.Int(); err != nil || n != envelopeVersion {
 		return errVersion
 	}
-	*e = envelope{}
+	*e = envelope{counts: e.counts[:0]}
 	typ := stringField(o, "type")
 	e.node = stringField(o, "node")
 	if typ == nil || e.node == nil {
@@ -164,6 +195,35 @@ func (d *decoder) decode(msg string, e *envelope) error {
 		}
 	case "restart":
 		e.kind = kindRestart
+	case "stats":
+		e.kind = kindStats
+		cv := o.Get("conns")
+		if cv == nil || cv.Type() != fastjson.TypeObject {
+			return errFields
+		}
+		c, _ := cv.Object()
+		// Visit's keys may not outlive the callback: copy them into one
+		// scratch buffer and slice it once it stops growing.
+		d.keys, d.ends = d.keys[:0], d.ends[:0]
+		bad := false
+		c.Visit(func(key []byte, v *fastjson.Value) {
+			n, err := v.Int64()
+			if err != nil || n < 0 || len(key) == 0 {
+				bad = true
+				return
+			}
+			d.keys = append(d.keys, key...)
+			d.ends = append(d.ends, len(d.keys))
+			e.counts = append(e.counts, appCount{n: n})
+		})
+		if bad {
+			return errFields
+		}
+		start := 0
+		for i, end := range d.ends {
+			e.counts[i].app = d.keys[start:end:end]
+			start = end
+		}
 	default:
 		return errType
 	}

@@ -67,6 +67,14 @@ func (r *receiver) handle(msg string) {
 		b.ignored.Add(1)
 		return
 	}
+	if e.kind == kindStats {
+		// Heartbeats stay out of Received/Own/Ignored, which count traffic.
+		if h := b.hub.Load(); h != nil && string(e.node) != b.node {
+			b.heartbeats.Add(1)
+			b.applyStats(h, e, time.Now())
+		}
+		return
+	}
 	if string(e.node) == b.node {
 		b.own.Add(1) // our own publish, already delivered locally
 		return

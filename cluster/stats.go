@@ -1,0 +1,123 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/goreverb/reverb/hub"
+)
+
+const (
+	// statsEvery is how often a node tells the others its socket counts.
+	statsEvery = time.Second
+	// statsExpiry forgets a node not heard from for this long: a node that
+	// died without a goodbye stops counting within statsExpiry+statsEvery.
+	statsExpiry = 3 * time.Second
+)
+
+// peers is the table node → its last reported socket counts, and their sum
+// per app, which the hub adds to its own counts. The receiver goroutine
+// updates it on every stats envelope; the stats goroutine expires nodes.
+type peers struct {
+	mu     sync.Mutex
+	nodes  map[string]*peer
+	totals map[string]int64 // app id → sum over nodes; only apps ever reported
+}
+
+type peer struct {
+	seen   time.Time
+	counts map[string]int64 // app id (the hub's own string) → sockets
+}
+
+// runStats publishes this node's socket counts on the control channel every
+// statsEvery and expires silent nodes. It publishes on its own connection:
+// a heartbeat that cannot go out now is worthless later, so it is never
+// queued behind messages or retried, and it never counts in Stats.
+func (b *Broker) runStats() {
+	defer close(b.statsDone)
+	t := time.NewTicker(statsEvery)
+	defer t.Stop()
+	var buf []byte
+	for {
+		if h := b.hub.Load(); h != nil {
+			buf = appendStats(buf[:0], b.node, h.LocalConnections)
+			ctx, cancel := context.WithTimeout(b.ctx, statsEvery)
+			if err := b.stats.Publish(ctx, b.cfg.Channel, buf).Err(); err != nil {
+				b.log.Debug("cluster: stats not published", "err", err)
+			}
+			cancel()
+		}
+		select {
+		case <-b.quit:
+			return
+		case now := <-t.C:
+			b.expirePeers(now)
+		}
+	}
+}
+
+// applyStats records the counts another node reported and pushes the new
+// per-app sums into h. Receiver goroutine only; e.counts alias the decoder.
+func (b *Broker) applyStats(h *hub.Hub, e *envelope, now time.Time) {
+	p := &b.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pe := p.nodes[string(e.node)]
+	if pe == nil {
+		pe = &peer{counts: make(map[string]int64)}
+		p.nodes[string(e.node)] = pe
+	}
+	pe.seen = now
+	for id, n := range pe.counts {
+		p.totals[id] -= n
+	}
+	clear(pe.counts)
+	apps := h.Apps()
+	for _, c := range e.counts {
+		app := apps.ByID(string(c.app))
+		if app == nil || c.n == 0 {
+			continue // an app this node does not serve
+		}
+		pe.counts[app.ID] += c.n
+		p.totals[app.ID] += c.n
+	}
+	p.pushLocked(h)
+}
+
+// expirePeers forgets nodes silent for statsExpiry. Stats goroutine only.
+func (b *Broker) expirePeers(now time.Time) {
+	h := b.hub.Load()
+	if h == nil {
+		return
+	}
+	p := &b.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	gone := false
+	for node, pe := range p.nodes {
+		if now.Sub(pe.seen) < statsExpiry {
+			continue
+		}
+		for id, n := range pe.counts {
+			p.totals[id] -= n
+		}
+		delete(p.nodes, node)
+		gone = true
+		b.log.Info("cluster: node silent, its sockets no longer count", "peer", node)
+	}
+	if gone {
+		p.pushLocked(h)
+	}
+}
+
+// pushLocked hands every app's sum to the hub (p.mu held). Apps whose sum
+// fell to 0 are told so once and then forgotten.
+func (p *peers) pushLocked(h *hub.Hub) {
+	for id, n := range p.totals {
+		h.SetRemoteConnections(id, n)
+		if n == 0 {
+			delete(p.totals, id)
+		}
+	}
+}
