@@ -205,6 +205,13 @@ type nodeOpt func(*cluster.Config)
 // startNode starts a server on a free port bridged by a broker to r.
 func startNode(t testing.TB, r *redisServer, name string, opts ...nodeOpt) *node {
 	t.Helper()
+	return startNodeApp(t, r, name, testApp(), opts...)
+}
+
+// startNodeApp is startNode serving app instead of testApp(); app must keep
+// testApp's id, key and secret.
+func startNodeApp(t testing.TB, r *redisServer, name string, app pusher.App, opts ...nodeOpt) *node {
+	t.Helper()
 	cfg := cluster.Config{Channel: prefix, Addr: r.addr, Timeout: time.Second, NodeID: name}
 	for _, o := range opts {
 		o(&cfg)
@@ -215,7 +222,7 @@ func startNode(t testing.TB, r *redisServer, name string, opts ...nodeOpt) *node
 		t.Fatalf("cluster.New: %v", err)
 	}
 	t.Cleanup(b.Close)
-	set, err := pusher.NewAppSet([]pusher.App{testApp()})
+	set, err := pusher.NewAppSet([]pusher.App{app})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,6 +405,21 @@ type wsClient struct {
 // connect opens a socket to n and waits for connection_established.
 func (n *node) connect(name string) *wsClient {
 	n.t.Helper()
+	c := n.dial(name)
+	m := c.expect("pusher:connection_established", "")
+	var est struct {
+		SocketID string `json:"socket_id"`
+	}
+	if err := json.Unmarshal([]byte(m.dataString()), &est); err != nil || est.SocketID == "" {
+		n.t.Fatalf("%s: bad connection_established %s", c.name, m.raw)
+	}
+	c.socketID = est.SocketID
+	return c
+}
+
+// dial opens a socket to n and returns before anything is read.
+func (n *node) dial(name string) *wsClient {
+	n.t.Helper()
 	t := n.t
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
@@ -415,14 +437,6 @@ func (n *node) connect(name string) *wsClient {
 		io.Writer
 	}{rd, conn})
 	t.Cleanup(func() { close(c.stop); conn.Close(); <-c.done })
-	m := c.expect("pusher:connection_established", "")
-	var est struct {
-		SocketID string `json:"socket_id"`
-	}
-	if err := json.Unmarshal([]byte(m.dataString()), &est); err != nil || est.SocketID == "" {
-		t.Fatalf("%s: bad connection_established %s", c.name, m.raw)
-	}
-	c.socketID = est.SocketID
 	return c
 }
 

@@ -12,8 +12,10 @@ const (
 	// statsEvery is how often a node tells the others its socket counts.
 	statsEvery = time.Second
 	// statsExpiry forgets a node not heard from for this long: a node that
-	// died without a goodbye stops counting within statsExpiry+statsEvery.
-	statsExpiry = 3 * time.Second
+	// died without a goodbye stops counting within statsExpiry plus
+	// statsExpiryCheck.
+	statsExpiry      = 3 * time.Second
+	statsExpiryCheck = 250 * time.Millisecond
 )
 
 // peers is the table node → its last reported socket counts, and their sum
@@ -36,24 +38,38 @@ type peer struct {
 // queued behind messages or retried, and it never counts in Stats.
 func (b *Broker) runStats() {
 	defer close(b.statsDone)
-	t := time.NewTicker(statsEvery)
-	defer t.Stop()
+	pub := time.NewTicker(statsEvery)
+	defer pub.Stop()
+	// Expiry is checked more often than reports arrive, so a silent node
+	// stops counting close to statsExpiry after its last report.
+	exp := time.NewTicker(statsExpiryCheck)
+	defer exp.Stop()
 	var buf []byte
+	b.publishStats(&buf)
 	for {
-		if h := b.hub.Load(); h != nil {
-			buf = appendStats(buf[:0], b.node, h.LocalConnections)
-			ctx, cancel := context.WithTimeout(b.ctx, statsEvery)
-			if err := b.stats.Publish(ctx, b.cfg.Channel, buf).Err(); err != nil {
-				b.log.Debug("cluster: stats not published", "err", err)
-			}
-			cancel()
-		}
 		select {
 		case <-b.quit:
 			return
-		case now := <-t.C:
+		case now := <-exp.C:
 			b.expirePeers(now)
+		case <-pub.C:
+			b.publishStats(&buf)
 		}
+	}
+}
+
+// publishStats sends one stats envelope, giving up after statsEvery: the
+// next one is due then. Stats goroutine only; buf is its scratch.
+func (b *Broker) publishStats(buf *[]byte) {
+	h := b.hub.Load()
+	if h == nil {
+		return
+	}
+	*buf = appendStats((*buf)[:0], b.node, h.LocalConnections)
+	ctx, cancel := context.WithTimeout(b.ctx, statsEvery)
+	defer cancel()
+	if err := b.stats.Publish(ctx, b.cfg.Channel, *buf).Err(); err != nil {
+		b.log.Debug("cluster: stats not published", "err", err)
 	}
 }
 

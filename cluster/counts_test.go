@@ -1,0 +1,143 @@
+package cluster_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/goreverb/reverb/pusher"
+)
+
+// noKeepAlive keeps HTTP polling from holding connections open across a
+// node's shutdown.
+var noKeepAlive = &http.Client{Timeout: ioTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// connections asks n's GET /apps/{id}/connections, signed as a client would.
+func (n *node) connections() int {
+	n.t.Helper()
+	path := "/apps/" + appID + "/connections"
+	q := "auth_key=" + appKey + "&auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10) + "&auth_version=1.0"
+	sig := pusher.SignAPIRequest(nil, appSecret, []byte("GET"), []byte(path), []byte(q), nil)
+	resp, err := noKeepAlive.Get("http://" + n.addr + path + "?" + q + "&auth_signature=" + string(sig))
+	if err != nil {
+		n.t.Fatalf("GET /connections on %s: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var body struct {
+		Connections *int `json:"connections"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &body) != nil || body.Connections == nil {
+		n.t.Fatalf("GET /connections on %s: %d %s", n.name, resp.StatusCode, b)
+	}
+	return *body.Connections
+}
+
+// waitConnections polls every node until each reports want, failing after
+// within, and returns how long the slowest took since start.
+func waitConnections(t *testing.T, nodes []*node, want int, start time.Time, within time.Duration) time.Duration {
+	t.Helper()
+	for _, n := range nodes {
+		for {
+			got := n.connections()
+			if got == want {
+				break
+			}
+			if time.Since(start) > within {
+				t.Fatalf("node %s reports %d connections %v after the change, want %d", n.name, got, time.Since(start).Round(time.Millisecond), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return time.Since(start)
+}
+
+// expectRejected dials n and expects pusher:error with code and a close
+// frame with the same code, as §2.3 answers a socket that cannot be
+// established.
+func (n *node) expectRejected(name string, code int) {
+	n.t.Helper()
+	c := n.dial(name)
+	m := c.expect("pusher:error", "")
+	var e struct {
+		Code int `json:"code"`
+	}
+	if err := json.Unmarshal([]byte(m.dataString()), &e); err != nil || e.Code != code {
+		n.t.Fatalf("%s: got %s, want pusher:error code %d", c.name, m.raw, code)
+	}
+	c.expectClose(ws.StatusCode(code))
+}
+
+func TestConnectionsCountEveryNode(t *testing.T) {
+	_, nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	a.connect("a1")
+	a.connect("a2")
+	b.connect("b1")
+	c.connect("c1")
+	c.connect("c2")
+	c3 := c.connect("c3")
+	took := waitConnections(t, nodes, 6, time.Now(), 2500*time.Millisecond)
+	t.Logf("every node counted all 6 sockets %v after the last connect", took.Round(time.Millisecond))
+
+	// A socket closing on C is seen on A and B.
+	c3.conn.Close()
+	took = waitConnections(t, nodes, 5, time.Now(), 2500*time.Millisecond)
+	t.Logf("a close on C counted everywhere after %v", took.Round(time.Millisecond))
+
+	// B goes silent without a goodbye (its broker stops first, so no report
+	// of zero sockets ever leaves it): A and C stop counting its socket
+	// once its last report expires.
+	start := time.Now()
+	b.b.Close()
+	b.shutdown()
+	took = waitConnections(t, []*node{a, c}, 4, start, 4*time.Second)
+	t.Logf("a silent node stopped counting after %v", took.Round(time.Millisecond))
+	if hb := a.b.Stats().Heartbeats; hb == 0 {
+		t.Errorf("node A counted no heartbeats")
+	}
+}
+
+func TestMaxConnectionsAcrossNodes(t *testing.T) {
+	r := startRedis(t)
+	app := testApp()
+	app.MaxConnections = 3
+	a := startNodeApp(t, r, "A", app)
+	b := startNodeApp(t, r, "B", app)
+	waitNumSub(t, r, prefix, 2)
+
+	a.connect("a1")
+	a.connect("a2")
+	b1 := b.connect("b1")
+	waitConnections(t, []*node{a, b}, 3, time.Now(), 2500*time.Millisecond)
+
+	// The limit holds on both nodes although neither has 3 sockets itself.
+	a.expectRejected("a-over", 4004)
+	b.expectRejected("b-over", 4004)
+	if got := a.connections(); got != 3 {
+		t.Fatalf("A reports %d connections after two rejections, want 3", got)
+	}
+
+	// B's socket leaving frees a slot on A.
+	b1.conn.Close()
+	waitConnections(t, []*node{a, b}, 2, time.Now(), 2500*time.Millisecond)
+	a.connect("a3")
+	waitConnections(t, []*node{a, b}, 3, time.Now(), 2500*time.Millisecond)
+	b.expectRejected("b-over-again", 4004)
+}
+
+func TestSingleNodeCountsItsOwnSockets(t *testing.T) {
+	// Without any peer reporting, the count is this node's own.
+	_, nodes := startCluster(t, 1)
+	a := nodes[0]
+	a.connect("a1")
+	a.connect("a2")
+	if got := a.connections(); got != 2 {
+		t.Fatalf("a lone node reports %d connections, want 2", got)
+	}
+}
