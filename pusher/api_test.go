@@ -193,6 +193,40 @@ func TestAPIRouting(t *testing.T) {
 	}
 }
 
+// publishCase is one signed POST to a publishing endpoint: the body, the
+// expected status and response, and what the backend must have published
+// (app "3" implied).
+type publishCase struct {
+	name    string
+	body    string
+	status  int
+	resp    string
+	publish []fakePublish
+}
+
+// runPublishCases serves each case against a fresh fake backend with state.
+func runPublishCases(t *testing.T, path string, state map[string]ChannelInfo, tests []publishCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api, be := newTestAPI(t)
+			be.state = state
+			status, body, _ := api.Serve(signedReq(api, "POST", path, "", tt.body), nil)
+			if status != tt.status {
+				t.Fatalf("status = %d, want %d (body %s)", status, tt.status, body)
+			}
+			jsonEqual(t, body, tt.resp)
+			got := be.calls()
+			for i := range tt.publish {
+				tt.publish[i].app = "3"
+			}
+			if !reflect.DeepEqual(got, tt.publish) && !(len(got) == 0 && len(tt.publish) == 0) {
+				t.Fatalf("published %+v\nwant      %+v", got, tt.publish)
+			}
+		})
+	}
+}
+
 func TestAPIEvents(t *testing.T) {
 	state := map[string]ChannelInfo{
 		"presence-room": {Occupied: true, UserCount: 1, SubscriptionCount: 2},
@@ -200,13 +234,7 @@ func TestAPIEvents(t *testing.T) {
 		"cache-x":       {Occupied: true, SubscriptionCount: 1, Cache: []byte(`{"event":"e","data":"d","channel":"cache-x"}`)},
 		`we"ird`:        {Occupied: true, SubscriptionCount: 4},
 	}
-	tests := []struct {
-		name    string
-		body    string
-		status  int
-		resp    string
-		publish []fakePublish // app "3" implied
-	}{
+	tests := []publishCase{
 		{"one channel", `{"name":"App\\Events\\Shipped","data":"{\"id\":1}","channel":"private-orders.1"}`, 200, `{}`,
 			[]fakePublish{{channels: []string{"private-orders.1"}, event: `App\Events\Shipped`, data: []byte(`{"id":1}`)}}},
 		{"channels and socket_id", `{"name":"e","data":"d","channels":["a","b"],"socket_id":"123.456"}`, 200, `{}`,
@@ -258,24 +286,7 @@ func TestAPIEvents(t *testing.T) {
 		{"JSON array body", `[]`, 400, `{"error":"Invalid JSON body."}`, nil},
 		{"empty body", ``, 400, `{"error":"Invalid JSON body."}`, nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			api, be := newTestAPI(t)
-			be.state = state
-			status, body, _ := api.Serve(signedReq(api, "POST", "/apps/3/events", "", tt.body), nil)
-			if status != tt.status {
-				t.Fatalf("status = %d, want %d (body %s)", status, tt.status, body)
-			}
-			jsonEqual(t, body, tt.resp)
-			got := be.calls()
-			for i := range tt.publish {
-				tt.publish[i].app = "3"
-			}
-			if !reflect.DeepEqual(got, tt.publish) && !(len(got) == 0 && len(tt.publish) == 0) {
-				t.Fatalf("published %+v\nwant      %+v", got, tt.publish)
-			}
-		})
-	}
+	runPublishCases(t, "/apps/3/events", state, tests)
 }
 
 // TestAPIPublishOwnsArguments checks that what Publish received survives the
@@ -301,13 +312,7 @@ func TestAPIBatch(t *testing.T) {
 		"presence-room": {Occupied: true, UserCount: 1, SubscriptionCount: 2},
 		"public":        {Occupied: true, SubscriptionCount: 3},
 	}
-	tests := []struct {
-		name    string
-		body    string
-		status  int
-		resp    string
-		publish []fakePublish
-	}{
+	tests := []publishCase{
 		{"no info", `{"batch":[{"name":"a","data":"1","channel":"x"},{"name":"b","data":"2","channel":"y","socket_id":"1.2"}]}`, 200, `{}`,
 			[]fakePublish{
 				{channels: []string{"x"}, event: "a", data: []byte("1")},
@@ -332,24 +337,7 @@ func TestAPIBatch(t *testing.T) {
 		{"batch not an array", `{"batch":"x"}`, 422, `{"batch":["The batch field must be an array."]}`, nil},
 		{"invalid JSON", `{"batch":[}`, 400, `{"error":"Invalid JSON body."}`, nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			api, be := newTestAPI(t)
-			be.state = state
-			status, body, _ := api.Serve(signedReq(api, "POST", "/apps/3/batch_events", "", tt.body), nil)
-			if status != tt.status {
-				t.Fatalf("status = %d, want %d (body %s)", status, tt.status, body)
-			}
-			jsonEqual(t, body, tt.resp)
-			got := be.calls()
-			for i := range tt.publish {
-				tt.publish[i].app = "3"
-			}
-			if !reflect.DeepEqual(got, tt.publish) && !(len(got) == 0 && len(tt.publish) == 0) {
-				t.Fatalf("published %+v\nwant      %+v", got, tt.publish)
-			}
-		})
-	}
+	runPublishCases(t, "/apps/3/batch_events", state, tests)
 }
 
 func TestAPIChannels(t *testing.T) {
