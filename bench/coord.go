@@ -459,14 +459,7 @@ func (c *coord) progress() {
 	now := time.Now()
 	var s Snapshot
 	for _, h := range c.ws {
-		s.Subscribed += h.snap.Subscribed
-		s.Failed += h.snap.Failed
-		s.Dropped += h.snap.Dropped
-		s.Open += h.snap.Open
-		s.Recv += h.snap.Recv
-		s.Sent += h.snap.Sent
-		s.Cycles += h.snap.Cycles
-		s.CPU += h.snap.CPU
+		s.add(&h.snap)
 	}
 	srv, err := SampleProcs(c.cfg.ServerPIDs)
 	if err == nil {

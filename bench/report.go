@@ -155,15 +155,7 @@ func (c *coord) mergeResults() *WorkerResult {
 	m := &WorkerResult{Fails: map[string]uint64{}, ErrorCodes: map[int]uint64{}, CloseCodes: map[int]uint64{}}
 	for _, h := range c.ws {
 		r := h.res
-		s := &m.Snap
-		s.Dialed += r.Snap.Dialed
-		s.Subscribed += r.Snap.Subscribed
-		s.Failed += r.Snap.Failed
-		s.Dropped += r.Snap.Dropped
-		s.Recv += r.Snap.Recv
-		s.Sent += r.Snap.Sent
-		s.Cycles += r.Snap.Cycles
-		s.Errors += r.Snap.Errors
+		m.Snap.add(&r.Snap)
 		m.Latency.Merge(&r.Latency)
 		m.Connect.Merge(&r.Connect)
 		m.Cycle.Merge(&r.Cycle)

@@ -111,6 +111,20 @@ type Snapshot struct {
 	RSS int64 `json:"rss_kib"`
 }
 
+// add sums o's counters into s (not RSS, which is a level, not a count).
+func (s *Snapshot) add(o *Snapshot) {
+	s.Dialed += o.Dialed
+	s.Subscribed += o.Subscribed
+	s.Failed += o.Failed
+	s.Open += o.Open
+	s.Dropped += o.Dropped
+	s.Recv += o.Recv
+	s.Sent += o.Sent
+	s.Cycles += o.Cycles
+	s.Errors += o.Errors
+	s.CPU += o.CPU
+}
+
 // WorkerResult is a worker's final report.
 type WorkerResult struct {
 	Snap Snapshot `json:"snap"`
