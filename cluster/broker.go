@@ -177,6 +177,13 @@ type Broker struct {
 	want map[chanKey]bool
 	kick chan struct{}
 
+	// byName maps each Redis channel this node subscribes to the Pusher
+	// channels it carries, so a SUBSCRIBE confirmation read by the receiver
+	// can tell the hub which channels became ready. Written by the
+	// manager, read by the receiver, under namesMu.
+	namesMu sync.Mutex
+	byName  map[string][]chanKey
+
 	lastSeen atomic.Int64 // unix nanos of the last thing read from pub/sub
 	subUp    atomic.Bool
 	pubState state
@@ -229,6 +236,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		stats:   redis.NewClient(statsOpt),
 		queue:   make(chan outMsg, cfg.QueueSize),
 		want:    make(map[chanKey]bool),
+		byName:  make(map[string][]chanKey),
 		kick:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		pubDone: make(chan struct{}),
@@ -431,5 +439,47 @@ type redisLogger struct{}
 func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	if l := slog.Default(); l.Enabled(ctx, slog.LevelDebug) {
 		l.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+	}
+}
+
+// ready tells the hub that the Pusher channels carried by Redis channel name
+// now reach this node, so subscriptions waiting for them are acknowledged.
+func (b *Broker) ready(name string) {
+	b.namesMu.Lock()
+	keys := append([]chanKey(nil), b.byName[name]...)
+	b.namesMu.Unlock()
+	b.readyKeys(keys...)
+}
+
+func (b *Broker) readyKeys(keys ...chanKey) {
+	h := b.hub.Load()
+	if h == nil {
+		return
+	}
+	for _, k := range keys {
+		h.InterestReady(k.app, k.channel)
+	}
+}
+
+// name records (on) or forgets the Pusher channel k under Redis channel name.
+func (b *Broker) nameKey(name string, k chanKey, on bool) {
+	b.namesMu.Lock()
+	defer b.namesMu.Unlock()
+	keys := b.byName[name]
+	if on {
+		b.byName[name] = append(keys, k)
+		return
+	}
+	for i := range keys {
+		if keys[i] == k {
+			keys[i] = keys[len(keys)-1]
+			keys = keys[:len(keys)-1]
+			break
+		}
+	}
+	if len(keys) == 0 {
+		delete(b.byName, name)
+	} else {
+		b.byName[name] = keys
 	}
 }

@@ -46,8 +46,15 @@ func (b *Broker) runReceiver() {
 		if !b.subUp.Swap(true) {
 			b.subState.restored(b.log, "pub/sub")
 		}
-		if m, ok := msg.(*redis.Message); ok {
+		switch m := msg.(type) {
+		case *redis.Message:
 			r.handle(m.Payload)
+		case *redis.Subscription:
+			// The SUBSCRIBE took effect: events other nodes publish from
+			// now on reach this node, so held acknowledgements can go.
+			if m.Kind == "subscribe" && m.Channel != b.cfg.Channel {
+				b.ready(m.Channel)
+			}
 		}
 	}
 }
@@ -187,23 +194,42 @@ func (m *manager) apply() {
 	b.mu.Unlock()
 
 	m.subs, m.unsubs = m.subs[:0], m.unsubs[:0]
+	var readyNow []chanKey
 	for _, c := range m.changes {
 		name, have := m.applied[c.key]
 		switch {
 		case c.on && !have:
 			name = b.redisName(c.key)
 			m.applied[c.key] = name
+			b.nameKey(name, c.key, true)
 			if m.refs[name]++; m.refs[name] == 1 {
 				m.subs = append(m.subs, name)
+			} else {
+				readyNow = append(readyNow, c.key) // already subscribed
 			}
+		case c.on && have:
+			// Interest dropped and came back before it was applied: the
+			// subscription never lapsed.
+			readyNow = append(readyNow, c.key)
 		case !c.on && have:
 			delete(m.applied, c.key)
+			b.nameKey(name, c.key, false)
 			if m.refs[name]--; m.refs[name] == 0 {
 				delete(m.refs, name)
 				m.unsubs = append(m.unsubs, name)
 			}
 		}
 	}
+	if !b.subUp.Load() {
+		// Redis is away: nothing to wait for (the hub's timeout would
+		// release these too, later).
+		for _, name := range m.subs {
+			b.namesMu.Lock()
+			readyNow = append(readyNow, b.byName[name]...)
+			b.namesMu.Unlock()
+		}
+	}
+	b.readyKeys(readyNow...)
 	clear(m.changes)
 	m.changes = m.changes[:0]
 	ps := b.ps.Load()

@@ -23,6 +23,15 @@ type Channel struct {
 	cachePayload []byte
 	cacheAt      int64
 
+	// ready is false from the moment a clustered node gains its first
+	// subscriber of the channel until the broker confirms it receives the
+	// channel from the other nodes (or a timeout); acknowledgements wait
+	// for it. waiters marks the loops holding such acknowledgements, and
+	// notReadySince (coarse seconds) drives the timeout.
+	ready         bool
+	waiters       uint64
+	notReadySince int64
+
 	// pubSeq numbers the deliveries posted for this channel (shard). A
 	// subscriber remembers the number current when it joined and gets only
 	// deliveries posted after that, so a delivery still queued in an inbox
@@ -44,6 +53,7 @@ type member struct {
 
 func newChannel(as *appState, name string, loops int) *Channel {
 	ch := &Channel{
+		ready:   true,
 		name:    name,
 		typ:     pusher.ClassifyChannel(name),
 		as:      as,

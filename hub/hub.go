@@ -44,7 +44,13 @@ type Hub struct {
 	byID   *pusher.AppSet
 	frame  Framer
 	broker Broker
-	locals []*Local
+	// clustered is set when a real broker is configured: subscriptions
+	// then wait for their channel to be ready (InterestReady).
+	clustered bool
+	locals    []*Local
+
+	notReadyMu sync.Mutex
+	notReady   map[*Channel]struct{} // channels waiting for InterestReady
 
 	// clock is the coarse unix time in seconds, advanced by Tick.
 	clock atomic.Int64
@@ -82,6 +88,12 @@ func New(o Options) *Hub {
 	if h.broker == nil {
 		h.broker = NoBroker{}
 	}
+	_, single := h.broker.(NoBroker)
+	h.clustered = !single
+	h.notReady = make(map[*Channel]struct{})
+	if o.Loops > 64 {
+		panic("hub: at most 64 loops") // Channel.waiters is a 64-bit set
+	}
 	for _, a := range o.Apps.All() {
 		as := &appState{hub: h, app: a}
 		for i := range as.shards {
@@ -110,13 +122,84 @@ func (h *Hub) Local(i int) *Local { return h.locals[i] }
 // Apps returns the configured apps.
 func (h *Hub) Apps() *pusher.AppSet { return h.byID }
 
-// Tick advances the hub's coarse clock to now and evicts expired cache
+// Tick advances the hub's coarse clock to now, releases subscriptions that
+// waited too long for their channel (readyTimeout) and evicts expired cache
 // entries. Call it about once a second from one goroutine.
 func (h *Hub) Tick(now time.Time) {
 	sec := now.Unix()
 	prev := h.clock.Swap(sec)
+	if h.clustered {
+		h.expireNotReady(sec)
+	}
 	if sec/60 != prev/60 {
 		h.evictCaches(sec)
+	}
+}
+
+// readyTimeout bounds how long a subscription waits for the broker to
+// confirm its channel (Redis away or frozen): then it is acknowledged
+// anyway and only this node's events are guaranteed.
+const readyTimeout = 2
+
+// awaitReady marks ch not ready after the node's first subscriber joined
+// it on a clustered node (shard held).
+func (h *Hub) awaitReady(ch *Channel) {
+	ch.ready = false
+	ch.notReadySince = h.Now()
+	h.notReadyMu.Lock()
+	h.notReady[ch] = struct{}{}
+	h.notReadyMu.Unlock()
+}
+
+// markReady releases the acknowledgements waiting for ch (shard held).
+func (h *Hub) markReady(ch *Channel) {
+	ch.ready = true
+	for i, l := range h.locals {
+		if ch.waiters&(1<<uint(i)) != 0 {
+			l.post(delivery{kind: deliverReady, ch: ch})
+		}
+	}
+	ch.waiters = 0
+	h.notReadyMu.Lock()
+	delete(h.notReady, ch)
+	h.notReadyMu.Unlock()
+}
+
+// InterestReady is the broker's confirmation that this node now receives
+// channel from the other nodes (its SUBSCRIBE took effect, or it cannot
+// wait). Subscriptions to the channel held back since are acknowledged.
+// Any goroutine.
+func (h *Hub) InterestReady(appID, channel string) {
+	app := h.byID.ByID(appID)
+	if app == nil {
+		return
+	}
+	sh := h.state(app).shard(channel)
+	sh.mu.Lock()
+	if ch := sh.chans[channel]; ch != nil && !ch.ready {
+		h.markReady(ch)
+	}
+	sh.mu.Unlock()
+}
+
+func (h *Hub) expireNotReady(now int64) {
+	var late []*Channel
+	h.notReadyMu.Lock()
+	for ch := range h.notReady {
+		late = append(late, ch)
+	}
+	h.notReadyMu.Unlock()
+	for _, ch := range late {
+		sh := ch.as.shard(ch.name)
+		sh.mu.Lock()
+		if !ch.ready && now-ch.notReadySince >= readyTimeout {
+			h.markReady(ch)
+		} else if ch.ready {
+			h.notReadyMu.Lock()
+			delete(h.notReady, ch)
+			h.notReadyMu.Unlock()
+		}
+		sh.mu.Unlock()
 	}
 }
 

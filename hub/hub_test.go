@@ -538,10 +538,21 @@ func TestBrokerSeesInterestAndOwnPublishes(t *testing.T) {
 	x, y := th.connect(t, 0), th.connect(t, 0)
 	x.send(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
 	y.send(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
+	th.drain()
+	if got := y.c.events(t); len(got) != 0 {
+		t.Fatalf("acknowledged before the broker confirmed the channel: %v", names(got))
+	}
+	th.h.InterestReady("1", "room")
+	th.drain()
+	for _, cl := range []*client{x, y} {
+		if got := names(cl.c.events(t)); strings.Join(got, ",") != "pusher_internal:subscription_succeeded" {
+			t.Fatalf("after InterestReady a subscriber got %v", got)
+		}
+	}
 	x.send(`{"event":"client-hi","channel":"room","data":{}}`)
 	th.h.Publish(th.app, []string{"room"}, "Ev", []byte("d"), "")
 	th.drain()
-	if got := names(y.c.events(t)); strings.Join(got, ",") != "pusher_internal:subscription_succeeded,client-hi,Ev" {
+	if got := names(y.c.events(t)); strings.Join(got, ",") != "client-hi,Ev" {
 		t.Fatalf("local subscriber got %v", got)
 	}
 	x.send(`{"event":"pusher:unsubscribe","data":{"channel":"room"}}`)
@@ -556,5 +567,34 @@ func TestBrokerSeesInterestAndOwnPublishes(t *testing.T) {
 		br.published[0] != `1 room `+x.s.ID()+` {"event":"client-hi","channel":"room","data":{}}` ||
 		br.published[1] != `1 room  {"event":"Ev","data":"d","channel":"room"}` {
 		t.Fatalf("published: %q", br.published)
+	}
+}
+
+// TestClusteredAckWaitsAtMostReadyTimeout: when the broker never confirms a
+// channel (Redis frozen), the acknowledgement still goes out after the
+// timeout; a second subscriber on the same channel waits with the first.
+func TestClusteredAckWaitsAtMostReadyTimeout(t *testing.T) {
+	a := pusher.App{ID: "1", Key: "key", Secret: "secret"}
+	apps, _ := pusher.NewAppSet([]pusher.App{a})
+	h := New(Options{Apps: apps, Loops: 2, Frame: rawFrame, Broker: &recordingBroker{}})
+	th := &testHub{h: h, app: apps.ByKey("key"), l: []*Local{h.Local(0), h.Local(1)}}
+	for _, l := range th.l {
+		l.Bind(&manualPoster{})
+	}
+	x, y := th.connect(t, 0), th.connect(t, 1)
+	x.send(`{"event":"pusher:subscribe","data":{"channel":"cache-late"}}`)
+	y.send(`{"event":"pusher:subscribe","data":{"channel":"cache-late"}}`)
+	start := time.Unix(h.Now(), 0)
+	h.Tick(start.Add(time.Second))
+	th.drain()
+	if got := x.c.events(t); len(got) != 0 {
+		t.Fatalf("acknowledged after 1 s without confirmation: %v", names(got))
+	}
+	h.Tick(start.Add(readyTimeout * time.Second))
+	th.drain()
+	for _, cl := range []*client{x, y} {
+		if got := strings.Join(names(cl.c.events(t)), ","); got != "pusher_internal:subscription_succeeded,pusher:cache_miss" {
+			t.Fatalf("after the timeout a subscriber got %s", got)
+		}
 	}
 }

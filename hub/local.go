@@ -12,6 +12,7 @@ type deliveryKind uint8
 const (
 	deliverFrame deliveryKind = iota
 	deliverTerminate
+	deliverReady // a channel became ready: send its waiting acknowledgements
 )
 
 // delivery is one unit of cross-loop work in a Local's inbox.
@@ -58,6 +59,10 @@ type Local struct {
 	tmp     []byte          // payload scratch, reused per message
 	out     []byte          // frames of direct replies; valid until ResetScratch
 	members []pusher.Member // scratch for presence lists
+
+	// pending holds subscriptions whose acknowledgement waits for their
+	// channel to be ready on this node (cluster only).
+	pending []pendingAck
 
 	// users indexes this loop's sockets by user id (signed in, or present on
 	// a presence channel) for terminate_connections. The int counts reasons.
@@ -153,6 +158,9 @@ func (l *Local) Drain(budget int) (more bool) {
 			for s, joined := range d.ch.local[l.idx] {
 				l.snap = append(l.snap, snapEntry{s, joined})
 			}
+		case deliverReady:
+			l.pos++
+			l.ackReady(d.ch)
 		case deliverTerminate:
 			l.pos++
 			as := l.h.state(d.app)
@@ -355,7 +363,7 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	if i := s.findSub(m.Channel); i >= 0 {
 		if s.subs[i].userKey() == uKey {
 			// Duplicate subscribe [R]: acknowledge again, change nothing.
-			l.acknowledge(s, s.subs[i].ch, typ)
+			l.ackWhenReady(s, s.subs[i].ch, typ)
 			return
 		}
 		// Same socket, other identity: leave as the old user, join as the new.
@@ -374,6 +382,9 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	ch.perLoop[l.idx]++
 	if ch.subs == 1 {
 		l.h.broker.Interest(app.ID, ch.name, true)
+		if l.h.clustered {
+			l.h.awaitReady(ch)
+		}
 	}
 	joined := ch.pubSeq
 	if uKey != "" {
@@ -408,7 +419,48 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	if uKey != "" {
 		l.addUser(s, uKey)
 	}
-	l.acknowledge(s, ch, typ)
+	l.ackWhenReady(s, ch, typ)
+}
+
+// pendingAck is a subscription whose acknowledgement waits until this node
+// receives the channel from the other nodes (see Hub.InterestReady).
+type pendingAck struct {
+	s   *Session
+	ch  *Channel
+	typ pusher.ChannelType
+}
+
+// ackWhenReady acknowledges now, or once the channel is ready on this node:
+// a client must not be told it is subscribed while events published on
+// other nodes could still miss it.
+func (l *Local) ackWhenReady(s *Session, ch *Channel, typ pusher.ChannelType) {
+	sh := s.as.shard(ch.name)
+	sh.mu.Lock()
+	ready := ch.ready
+	if !ready {
+		ch.waiters |= 1 << uint(l.idx)
+	}
+	sh.mu.Unlock()
+	if ready {
+		l.acknowledge(s, ch, typ)
+		return
+	}
+	l.pending = append(l.pending, pendingAck{s, ch, typ})
+}
+
+// ackReady sends the acknowledgements that waited for ch (loop only).
+func (l *Local) ackReady(ch *Channel) {
+	kept := l.pending[:0]
+	for _, p := range l.pending {
+		switch {
+		case p.ch != ch:
+			kept = append(kept, p)
+		case p.s.open && p.s.on(ch):
+			l.acknowledge(p.s, ch, p.typ)
+		}
+	}
+	clear(l.pending[len(kept):])
+	l.pending = kept
 }
 
 // acknowledge sends subscription_succeeded and, for cache channels, the

@@ -113,3 +113,14 @@ func (s *Session) findSub(name []byte) int {
 	}
 	return -1
 }
+
+// on reports whether the session is still subscribed to this very channel
+// object.
+func (s *Session) on(ch *Channel) bool {
+	for i := range s.subs {
+		if s.subs[i].ch == ch {
+			return true
+		}
+	}
+	return false
+}
