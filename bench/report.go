@@ -159,15 +159,9 @@ func (c *coord) mergeResults() *WorkerResult {
 		m.Latency.Merge(&r.Latency)
 		m.Connect.Merge(&r.Connect)
 		m.Cycle.Merge(&r.Cycle)
-		for k, v := range r.Fails {
-			m.Fails[k] += v
-		}
-		for k, v := range r.ErrorCodes {
-			m.ErrorCodes[k] += v
-		}
-		for k, v := range r.CloseCodes {
-			m.CloseCodes[k] += v
-		}
+		addCounts(m.Fails, r.Fails)
+		addCounts(m.ErrorCodes, r.ErrorCodes)
+		addCounts(m.CloseCodes, r.CloseCodes)
 		m.Expected += r.Expected
 		m.Lost += r.Lost
 		m.Dup += r.Dup

@@ -125,6 +125,13 @@ func (s *Snapshot) add(o *Snapshot) {
 	s.CPU += o.CPU
 }
 
+// addCounts adds src's counts into dst.
+func addCounts[K comparable](dst, src map[K]uint64) {
+	for k, v := range src {
+		dst[k] += v
+	}
+}
+
 // WorkerResult is a worker's final report.
 type WorkerResult struct {
 	Snap Snapshot `json:"snap"`
@@ -443,15 +450,9 @@ func (w *worker) merge(res *WorkerResult, stop Command) {
 		res.Latency.Merge(&l.lat)
 		res.Connect.Merge(&l.connect)
 		res.Cycle.Merge(&l.cycle)
-		for k, v := range l.fails {
-			res.Fails[k] += v
-		}
-		for k, v := range l.errCodes {
-			res.ErrorCodes[k] += v
-		}
-		for k, v := range l.closeCodes {
-			res.CloseCodes[k] += v
-		}
+		addCounts(res.Fails, l.fails)
+		addCounts(res.ErrorCodes, l.errCodes)
+		addCounts(res.CloseCodes, l.closeCodes)
 		for i, v := range l.subsAtGo {
 			subs[i] += v
 		}

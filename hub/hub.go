@@ -294,7 +294,7 @@ func (h *Hub) publish(as *appState, name string, payload []byte, except uint64, 
 		ch = newChannel(as, name, len(h.locals))
 		sh.chans[name] = ch
 	}
-	frame := h.frame(make([]byte, 0, len(payload)+14), payload)
+	frame := h.newFrame(payload)
 	if cache && ch.typ.IsCache() {
 		ch.cacheFrame = frame
 		ch.cachePayload = frame[len(frame)-len(payload):]
@@ -302,6 +302,13 @@ func (h *Hub) publish(as *appState, name string, payload []byte, except uint64, 
 	}
 	h.postLocked(ch, frame, except)
 	sh.mu.Unlock()
+}
+
+// newFrame frames payload into a buffer of its own: the frame is shared by
+// every receiver and never modified, so it must not live in scratch space.
+// 14 bytes cover the largest server frame header.
+func (h *Hub) newFrame(payload []byte) []byte {
+	return h.frame(make([]byte, 0, len(payload)+14), payload)
 }
 
 // postLocked queues frame to every loop with subscribers of ch (shard held).

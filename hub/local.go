@@ -386,6 +386,7 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 			l.h.awaitReady(ch)
 		}
 	}
+	ready := l.readyLocked(ch)
 	joined := ch.pubSeq
 	if uKey != "" {
 		mb := ch.members[uKey]
@@ -397,7 +398,7 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 			}
 			ch.members[uKey] = mb
 			l.tmp = pusher.AppendMemberAdded(l.tmp[:0], ch.name, added)
-			frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
+			frame := l.h.newFrame(l.tmp)
 			// Posted before this socket joins the local set, and excluded
 			// by id anyway: the joiner gets only its subscription_succeeded.
 			l.h.postLocked(ch, frame, s.seq)
@@ -419,7 +420,7 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	if uKey != "" {
 		l.addUser(s, uKey)
 	}
-	l.ackWhenReady(s, ch, typ)
+	l.ackOrHold(s, ch, typ, ready)
 }
 
 // pendingAck is a subscription whose acknowledgement waits until this node
@@ -436,11 +437,22 @@ type pendingAck struct {
 func (l *Local) ackWhenReady(s *Session, ch *Channel, typ pusher.ChannelType) {
 	sh := s.as.shard(ch.name)
 	sh.mu.Lock()
-	ready := ch.ready
-	if !ready {
+	ready := l.readyLocked(ch)
+	sh.mu.Unlock()
+	l.ackOrHold(s, ch, typ, ready)
+}
+
+// readyLocked reports whether ch is ready and, if not, registers this loop
+// as waiting for it (shard held).
+func (l *Local) readyLocked(ch *Channel) bool {
+	if !ch.ready {
 		ch.waiters |= 1 << uint(l.idx)
 	}
-	sh.mu.Unlock()
+	return ch.ready
+}
+
+// ackOrHold acknowledges now or keeps the acknowledgement for ackReady.
+func (l *Local) ackOrHold(s *Session, ch *Channel, typ pusher.ChannelType, ready bool) {
 	if ready {
 		l.acknowledge(s, ch, typ)
 		return
@@ -511,7 +523,7 @@ func (l *Local) unsubscribeAt(s *Session, i int) {
 			if mb.count--; mb.count <= 0 {
 				delete(ch.members, sub.user.key)
 				l.tmp = pusher.AppendMemberRemoved(l.tmp[:0], ch.name, mb.id)
-				frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
+				frame := l.h.newFrame(l.tmp)
 				l.h.postLocked(ch, frame, s.seq)
 				l.broker(s, s.App.ID, ch.name, l.tmp)
 			}
@@ -586,7 +598,7 @@ func (l *Local) clientEvent(s *Session, m *pusher.Message) {
 		ch := s.subs[i].ch
 		sh := s.as.shard(ch.name)
 		sh.mu.Lock()
-		frame := l.h.frame(make([]byte, 0, len(l.tmp)+14), l.tmp)
+		frame := l.h.newFrame(l.tmp)
 		l.h.postLocked(ch, frame, s.seq)
 		sh.mu.Unlock()
 		l.broker(s, app.ID, ch.name, l.tmp)

@@ -103,14 +103,17 @@ func TestClusterSurvivesSIGKILLedNode(t *testing.T) {
 
 func waitUp(t *testing.T, addr string) {
 	t.Helper()
-	eventually(t, 10*time.Second, addr+" serves /up", func() bool {
-		resp, err := http.Get("http://" + addr + "/up")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	eventually(t, 10*time.Second, addr+" serves /up", func() bool { return up(addr) })
+}
+
+// up reports whether GET base/up answers 200.
+func up(base string) bool {
+	resp, err := http.Get("http://" + base + "/up")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
 }
 
 func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
