@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/goreverb/reverb/hub"
+	"github.com/goreverb/reverb/pusher"
 )
 
 // Config says how to reach Redis and how to name things there. It holds the
@@ -141,15 +142,21 @@ type Stats struct {
 	// Heartbeats counts other nodes' stats envelopes (socket counts, one
 	// per node per second). They count in no other field.
 	Heartbeats uint64
+	// State counts presence, snapshot and cached envelopes applied (see
+	// state.go). They count in no other field.
+	State uint64
 }
 
 // chanKey names one Pusher channel of one app.
 type chanKey struct{ app, channel string }
 
 // outMsg is one queued envelope. channel is "" for the control channel.
+// cache > 0 marks an event of a cache channel: (*buf)[cache:len-1] is its
+// payload, stored in Redis before the PUBLISH.
 type outMsg struct {
-	key chanKey
-	buf *[]byte
+	key   chanKey
+	buf   *[]byte
+	cache int
 }
 
 // Broker implements hub.Broker over Redis pub/sub. Create it with New, pass
@@ -160,9 +167,16 @@ type Broker struct {
 	node string
 	log  *slog.Logger
 
-	pub   *redis.Client // publisher connection
-	sub   *redis.Client // pub/sub connection
-	stats *redis.Client // stats heartbeat connection
+	pub    *redis.Client // publisher connection
+	sub    *redis.Client // pub/sub connection
+	stats  *redis.Client // stats heartbeat connection
+	statec *redis.Client // presence and cache state connection (state.go)
+
+	stateQ     chan stateMsg
+	stateState state
+	// resyncAll asks the manager to sync every presence channel again:
+	// state operations were lost, or a node we had given up on is back.
+	resyncAll atomic.Bool
 
 	queue   chan outMsg
 	bufPool sync.Pool
@@ -189,7 +203,7 @@ type Broker struct {
 	pubState state
 	subState state
 
-	published, received, own, ignored, dropped, heartbeats atomic.Uint64
+	published, received, own, ignored, dropped, heartbeats, stateMsgs atomic.Uint64
 
 	peers peers
 
@@ -203,6 +217,7 @@ type Broker struct {
 	rcvDone   chan struct{}
 	mgrDone   chan struct{}
 	statsDone chan struct{}
+	stateDone chan struct{}
 }
 
 var _ hub.Broker = (*Broker)(nil)
@@ -220,6 +235,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	}
 	subOpt, _ := cfg.redisOptions("sub")
 	statsOpt, _ := cfg.redisOptions("stats")
+	stateOpt, _ := cfg.redisOptions("state")
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -234,6 +250,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		pub:     redis.NewClient(pubOpt),
 		sub:     redis.NewClient(subOpt),
 		stats:   redis.NewClient(statsOpt),
+		statec:  redis.NewClient(stateOpt),
+		stateQ:  make(chan stateMsg, stateQueueSize),
 		queue:   make(chan outMsg, cfg.QueueSize),
 		want:    make(map[chanKey]bool),
 		byName:  make(map[string][]chanKey),
@@ -244,7 +262,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		mgrDone: make(chan struct{}),
 
 		statsDone: make(chan struct{}),
-		peers:     peers{nodes: make(map[string]*peer), totals: make(map[string]int64)},
+		stateDone: make(chan struct{}),
+		peers:     peers{nodes: make(map[string]*peer), totals: make(map[string]int64), expired: make(map[string]time.Time)},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
@@ -276,6 +295,7 @@ func (b *Broker) Start(ctx context.Context) {
 		go b.runReceiver()
 		go b.runManager()
 		go b.runStats()
+		go b.runState()
 		if ctx != nil && ctx.Done() != nil {
 			go func() {
 				select {
@@ -309,11 +329,13 @@ func (b *Broker) Close() {
 			<-b.rcvDone
 			<-b.pubDone
 			<-b.statsDone
+			<-b.stateDone
 		}
 		b.cancel()
 		_ = b.pub.Close()
 		_ = b.sub.Close()
 		_ = b.stats.Close()
+		_ = b.statec.Close()
 	})
 }
 
@@ -327,6 +349,7 @@ func (b *Broker) Stats() Stats {
 		Dropped:   b.dropped.Load(),
 
 		Heartbeats: b.heartbeats.Load(),
+		State:      b.stateMsgs.Load(),
 	}
 }
 
@@ -337,7 +360,11 @@ func (b *Broker) Stats() Stats {
 func (b *Broker) Publish(appID, channel string, payload []byte, except string) {
 	bp := b.getBuf()
 	*bp = appendMessage((*bp)[:0], b.node, appID, channel, except, payload)
-	b.enqueue(outMsg{key: chanKey{appID, channel}, buf: bp})
+	m := outMsg{key: chanKey{appID, channel}, buf: bp}
+	if pusher.ClassifyChannel(channel).IsCache() {
+		m.cache = len(*bp) - 1 - len(payload)
+	}
+	b.enqueue(m)
 }
 
 // Terminate queues a terminate command on the control channel: every other
@@ -457,7 +484,7 @@ func (b *Broker) readyKeys(keys ...chanKey) {
 		return
 	}
 	for _, k := range keys {
-		h.InterestReady(k.app, k.channel)
+		b.channelReady(h, k)
 	}
 }
 

@@ -230,12 +230,15 @@ func TestNodeSubscribesOnlyItsChannels(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(chans)
-	if want := []string{prefix, redisChannel("alpha"), redisChannel("beta")}; !slices.Equal(chans, want) {
+	// The control channel, each node's reply channel, and only the Pusher
+	// channels some node has subscribers of.
+	want := []string{prefix, redisChannel("alpha"), redisChannel("beta"), prefix + "#node#A", prefix + "#node#B", prefix + "#node#C"}
+	if !slices.Equal(chans, want) {
 		t.Fatalf("PUBSUB CHANNELS = %q, want %q", chans, want)
 	}
 	subs := clientSubs(t, r)
-	if subs["reverb-A-sub"] != 2 || subs["reverb-B-sub"] != 2 || subs["reverb-C-sub"] != 1 {
-		t.Fatalf("subscriptions per node = %v, want A and B 2 (control + own channel), C 1", subs)
+	if subs["reverb-A-sub"] != 3 || subs["reverb-B-sub"] != 3 || subs["reverb-C-sub"] != 2 {
+		t.Fatalf("subscriptions per node = %v, want A and B 3 (control, reply, own channel), C 2", subs)
 	}
 
 	c.trigger("alpha", "e", "to-a")
@@ -253,7 +256,7 @@ func TestNodeSubscribesOnlyItsChannels(t *testing.T) {
 	// The last local subscriber leaving releases the Redis channel.
 	b1.send(`{"event":"pusher:unsubscribe","data":{"channel":"beta"}}`)
 	waitNumSub(t, r, redisChannel("beta"), 0)
-	if subs := clientSubs(t, r); subs["reverb-B-sub"] != 1 {
+	if subs := clientSubs(t, r); subs["reverb-B-sub"] != 2 {
 		t.Fatalf("B still subscribed to %d channels after unsubscribing", subs["reverb-B-sub"])
 	}
 }

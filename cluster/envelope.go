@@ -14,6 +14,15 @@ import (
 //	{"v":1,"type":"terminate","node":"<id>","app":"<app_id>","user":"<user_id>"}
 //	{"v":1,"type":"restart","node":"<id>"}
 //	{"v":1,"type":"stats","node":"<id>","conns":{"<app_id>":<sockets>,...}}
+//	{"v":1,"type":"presence","app":"<app_id>","channel":"<name>","node":"<id>","user":"<key>","m":[<user_id>,<user_info>]}
+//	{"v":1,"type":"snapshot","app":"<app_id>","channel":"<name>","node":"<id>","members":[["<node>","<key>",<user_id>,<user_info>],...]}
+//	{"v":1,"type":"cached","app":"<app_id>","channel":"<name>","node":"<id>","payload":<Pusher JSON object>}
+//
+// presence: node has its first socket of user <key> on the channel ("m"
+// present: the user's id and info as JSON) or no longer any (no "m").
+// snapshot and cached answer one node's sync request on its reply channel
+// (presence.go); the Lua scripts there write them, "payload" is absent when
+// nothing is cached.
 //
 // "except" is omitted when no socket is excluded. The payload is the event
 // exactly as local subscribers receive it, embedded as a JSON value, so a
@@ -27,6 +36,9 @@ const (
 	kindTerminate
 	kindRestart
 	kindStats
+	kindPresence
+	kindSnapshot
+	kindCached
 )
 
 var (
@@ -127,11 +139,21 @@ type envelope struct {
 	kind    kind
 	node    []byte
 	app     []byte
-	channel []byte     // message
-	except  []byte     // message, may be empty
-	user    []byte     // terminate
-	payload []byte     // message: the embedded JSON object
-	counts  []appCount // stats
+	channel []byte       // message
+	except  []byte       // message, may be empty
+	user    []byte       // terminate
+	payload []byte       // message: the embedded JSON object
+	counts  []appCount   // stats
+	on      bool         // presence: "m" present
+	id      []byte       // presence: user_id JSON
+	info    []byte       // presence: user_info JSON
+	members []snapMember // snapshot
+	cached  bool         // cached: a payload is present
+}
+
+// snapMember is one entry of a snapshot; its slices alias the decoder.
+type snapMember struct {
+	node, user, id, info []byte
 }
 
 // appCount is one app's socket count in a stats envelope.
@@ -166,7 +188,7 @@ func (d *decoder) decode(msg string, e *envelope) error {
 	if n, err := ver.Int(); err != nil || n != envelopeVersion {
 		return errVersion
 	}
-	*e = envelope{counts: e.counts[:0]}
+	*e = envelope{counts: e.counts[:0], members: e.members[:0]}
 	typ := stringField(o, "type")
 	e.node = stringField(o, "node")
 	if typ == nil || e.node == nil {
@@ -224,10 +246,126 @@ func (d *decoder) decode(msg string, e *envelope) error {
 			e.counts[i].app = d.keys[start:end:end]
 			start = end
 		}
+	case "presence":
+		e.kind = kindPresence
+		if err := d.channelFields(o, e); err != nil {
+			return err
+		}
+		e.user = stringField(o, "user")
+		if e.user == nil {
+			return errFields
+		}
+		if m := o.Get("m"); m != nil {
+			a, err := m.Array()
+			if err != nil || len(a) != 2 {
+				return errFields
+			}
+			e.on = true
+			d.buf = a[0].MarshalTo(d.buf[:0])
+			n := len(d.buf)
+			d.buf = a[1].MarshalTo(d.buf)
+			e.id, e.info = d.buf[:n:n], d.buf[n:]
+		}
+	case "snapshot":
+		e.kind = kindSnapshot
+		if err := d.channelFields(o, e); err != nil {
+			return err
+		}
+		mv := o.Get("members")
+		if mv == nil {
+			return errFields
+		}
+		ms, err := mv.Array()
+		if err != nil {
+			return errFields
+		}
+		// Strings are copied out unescaped, JSON values marshalled back;
+		// offsets first, slices once buf stops growing.
+		d.buf = d.buf[:0]
+		d.ends = d.ends[:0]
+		for _, m := range ms {
+			a, err := m.Array()
+			if err != nil || len(a) != 4 {
+				return errFields
+			}
+			for i, v := range a {
+				if i < 2 {
+					b, err := v.StringBytes()
+					if err != nil {
+						return errFields
+					}
+					d.buf = append(d.buf, b...)
+				} else {
+					d.buf = v.MarshalTo(d.buf)
+				}
+				d.ends = append(d.ends, len(d.buf))
+			}
+		}
+		start := 0
+		part := func(i int) []byte {
+			end := d.ends[i]
+			b := d.buf[start:end:end]
+			start = end
+			return b
+		}
+		for i := 0; i < len(d.ends); i += 4 {
+			e.members = append(e.members, snapMember{node: part(i), user: part(i + 1), id: part(i + 2), info: part(i + 3)})
+		}
+	case "cached":
+		e.kind = kindCached
+		if err := d.channelFields(o, e); err != nil {
+			return err
+		}
+		if p := o.Get("payload"); p != nil {
+			if p.Type() != fastjson.TypeObject {
+				return errFields
+			}
+			e.cached = true
+			d.buf = p.MarshalTo(d.buf[:0])
+			e.payload = d.buf
+		}
 	default:
 		return errType
 	}
 	return nil
+}
+
+// channelFields reads the app and channel every per-channel envelope has.
+func (d *decoder) channelFields(o *fastjson.Object, e *envelope) error {
+	e.app = stringField(o, "app")
+	e.channel = stringField(o, "channel")
+	if len(e.app) == 0 || len(e.channel) == 0 {
+		return errFields
+	}
+	return nil
+}
+
+// appendPresenceHead appends the part shared by presence, snapshot and
+// cached envelopes: {"v":1,"type":T,"app":A,"channel":C  (no closing brace).
+func appendPresenceHead(dst []byte, typ, app, channel string) []byte {
+	dst = append(dst, `{"v":1,"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, `","app":`...)
+	dst = appendString(dst, app)
+	dst = append(dst, `,"channel":`...)
+	dst = appendString(dst, channel)
+	return dst
+}
+
+// appendPresence appends a presence envelope; member is "<id>,<info>" for a
+// user this node gained, nil for one it lost.
+func appendPresence(dst []byte, node, app, channel, user string, member []byte) []byte {
+	dst = appendPresenceHead(dst, "presence", app, channel)
+	dst = append(dst, `,"node":`...)
+	dst = appendString(dst, node)
+	dst = append(dst, `,"user":`...)
+	dst = appendString(dst, user)
+	if member != nil {
+		dst = append(dst, `,"m":[`...)
+		dst = append(dst, member...)
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
 }
 
 // stringField returns the unescaped string value of key, or nil when the key

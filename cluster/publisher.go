@@ -75,6 +75,9 @@ func (b *Broker) send(pipe redis.Pipeliner, batch []outMsg, names map[chanKey]st
 	delay := backoffMin
 	for {
 		for i := range batch {
+			if m := &batch[i]; m.cache > 0 {
+				b.cacheStore(b.ctx, pipe, m.key, (*m.buf)[m.cache:len(*m.buf)-1])
+			}
 			_ = pipe.Publish(b.ctx, b.cachedName(names, batch[i].key), *batch[i].buf)
 		}
 		cmds, err := pipe.Exec(b.ctx)
@@ -89,9 +92,12 @@ func (b *Broker) send(pipe redis.Pipeliner, batch []outMsg, names map[chanKey]st
 		var connErr error
 		written := false
 		for _, c := range cmds {
+			_, publish := c.(*redis.IntCmd)
 			switch e := c.Err(); {
 			case e == nil:
-				ok++
+				if publish {
+					ok++
+				}
 			case !isReply(e):
 				written = true
 				if connErr == nil {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/goreverb/reverb/hub"
 )
 
@@ -25,6 +27,21 @@ type peers struct {
 	mu     sync.Mutex
 	nodes  map[string]*peer
 	totals map[string]int64 // app id → sum over nodes; only apps ever reported
+	// expired holds nodes given up on (silent for statsExpiry) and when, for
+	// goneMemory: their presence is ignored in snapshots, and one that speaks
+	// again makes this node resync its presence channels.
+	expired map[string]time.Time
+}
+
+// goneMemory is how long an expired node is remembered.
+const goneMemory = 10 * time.Minute
+
+// gone reports whether node was given up on. Any goroutine.
+func (p *peers) gone(node string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.expired[node]
+	return ok
 }
 
 type peer struct {
@@ -68,7 +85,14 @@ func (b *Broker) publishStats(buf *[]byte) {
 	*buf = appendStats((*buf)[:0], b.node, h.LocalConnections)
 	ctx, cancel := context.WithTimeout(b.ctx, statsEvery)
 	defer cancel()
-	if err := b.stats.Publish(ctx, b.cfg.Channel, *buf).Err(); err != nil {
+	// The alive key tells sync scripts this node's presence fields are
+	// current (state.go).
+	_, err := b.stats.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, b.aliveKey(b.node), "1", aliveTTL)
+		p.Publish(ctx, b.cfg.Channel, *buf)
+		return nil
+	})
+	if err != nil {
 		b.log.Debug("cluster: stats not published", "err", err)
 	}
 }
@@ -83,6 +107,17 @@ func (b *Broker) applyStats(h *hub.Hub, e *envelope, now time.Time) {
 	if pe == nil {
 		pe = &peer{counts: make(map[string]int64)}
 		p.nodes[string(e.node)] = pe
+		if _, back := p.expired[string(e.node)]; back {
+			// Its presence was dropped here when it went silent: take the
+			// cluster's state again.
+			delete(p.expired, string(e.node))
+			b.log.Info("cluster: silent node is back", "peer", string(e.node))
+			b.resyncAll.Store(true)
+			select {
+			case b.kick <- struct{}{}:
+			default:
+			}
+		}
 	}
 	pe.seen = now
 	for id, n := range pe.counts {
@@ -109,8 +144,7 @@ func (b *Broker) expirePeers(now time.Time) {
 	}
 	p := &b.peers
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	gone := false
+	var gone []string
 	for node, pe := range p.nodes {
 		if now.Sub(pe.seen) < statsExpiry {
 			continue
@@ -119,11 +153,21 @@ func (b *Broker) expirePeers(now time.Time) {
 			p.totals[id] -= n
 		}
 		delete(p.nodes, node)
-		gone = true
-		b.log.Info("cluster: node silent, its sockets no longer count", "peer", node)
+		p.expired[node] = now
+		gone = append(gone, node)
+		b.log.Info("cluster: node silent, its sockets and members no longer count", "peer", node)
 	}
-	if gone {
+	for node, at := range p.expired {
+		if now.Sub(at) > goneMemory {
+			delete(p.expired, node)
+		}
+	}
+	if len(gone) > 0 {
 		p.pushLocked(h)
+	}
+	p.mu.Unlock()
+	for _, node := range gone {
+		h.PresenceNodeGone(node)
 	}
 }
 

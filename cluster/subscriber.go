@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/goreverb/reverb/hub"
+	"github.com/goreverb/reverb/pusher"
 )
 
 // maxInterned bounds the receiver's cache of channel-name strings.
@@ -52,7 +55,7 @@ func (b *Broker) runReceiver() {
 		case *redis.Subscription:
 			// The SUBSCRIBE took effect: events other nodes publish from
 			// now on reach this node, so held acknowledgements can go.
-			if m.Kind == "subscribe" && m.Channel != b.cfg.Channel {
+			if m.Kind == "subscribe" && m.Channel != b.cfg.Channel && m.Channel != b.replyChannel() {
 				b.ready(m.Channel)
 			}
 		}
@@ -80,6 +83,11 @@ func (r *receiver) handle(msg string) {
 			b.heartbeats.Add(1)
 			b.applyStats(h, e, time.Now())
 		}
+		return
+	}
+	switch e.kind {
+	case kindPresence, kindSnapshot, kindCached:
+		r.handleState(e)
 		return
 	}
 	if string(e.node) == b.node {
@@ -111,6 +119,56 @@ func (r *receiver) handle(msg string) {
 		h.PublishRemote(app.ID, r.name(e.channel), e.payload, except)
 	case kindTerminate:
 		h.TerminateRemote(app.ID, string(e.user))
+	}
+}
+
+// handleState applies a presence change of another node, or the answer to
+// one of this node's sync requests (state.go).
+func (r *receiver) handleState(e *envelope) {
+	b := r.b
+	h := b.hub.Load()
+	own := string(e.node) == b.node
+	if h == nil || (e.kind == kindPresence) == own {
+		// Our own changes are applied locally already; snapshots and
+		// cached answers sent to other nodes' reply channels are theirs.
+		return
+	}
+	app := h.Apps().ByID(string(e.app))
+	if app == nil {
+		b.ignored.Add(1)
+		return
+	}
+	b.stateMsgs.Add(1)
+	channel := r.name(e.channel)
+	switch e.kind {
+	case kindPresence:
+		rm := hub.RemoteMember{Node: r.name(e.node), Key: string(e.user)}
+		if e.on {
+			rm.ID = append([]byte(nil), e.id...)
+			rm.Info = append([]byte(nil), e.info...)
+		}
+		h.PresenceRemote(app.ID, channel, rm, e.on)
+	case kindSnapshot:
+		ms := make([]hub.RemoteMember, 0, len(e.members))
+		for _, m := range e.members {
+			node := r.name(m.node)
+			if b.peers.gone(node) {
+				continue // given up on; its fields go when its alive key does
+			}
+			ms = append(ms, hub.RemoteMember{
+				Node: node,
+				Key:  string(m.user),
+				ID:   append([]byte(nil), m.id...),
+				Info: append([]byte(nil), m.info...),
+			})
+		}
+		h.PresenceSnapshot(app.ID, channel, ms)
+	case kindCached:
+		var payload []byte
+		if e.cached {
+			payload = e.payload
+		}
+		h.CacheSnapshot(app.ID, channel, payload)
 	}
 }
 
@@ -154,7 +212,7 @@ func (b *Broker) runManager() {
 	m := manager{b: b, refs: make(map[string]int), applied: make(map[chanKey]string)}
 	// go-redis records channels even when the SUBSCRIBE fails and sends
 	// them again on every reconnect, so errors here need no retry.
-	_ = b.ps.Load().Subscribe(b.ctx, b.cfg.Channel)
+	_ = b.ps.Load().Subscribe(b.ctx, b.cfg.Channel, b.replyChannel())
 	tick := time.NewTicker(b.pingEvery())
 	defer tick.Stop()
 	for {
@@ -163,8 +221,16 @@ func (b *Broker) runManager() {
 			return
 		case <-b.kick:
 			m.apply()
+			if b.resyncAll.Load() && b.subUp.Load() {
+				b.resyncAll.Store(false)
+				m.resync()
+			}
 		case <-tick.C:
 			m.check()
+			if b.resyncAll.Load() && b.subUp.Load() {
+				b.resyncAll.Store(false)
+				m.resync()
+			}
 		}
 	}
 }
@@ -245,6 +311,19 @@ func (m *manager) apply() {
 	}
 }
 
+// resync syncs every presence and cache channel this node follows again.
+func (m *manager) resync() {
+	h := m.b.hub.Load()
+	if h == nil {
+		return
+	}
+	for k := range m.applied {
+		if typ := pusher.ClassifyChannel(k.channel); typ.IsPresence() || typ.IsCache() {
+			m.b.channelReady(h, k)
+		}
+	}
+}
+
 func (m *manager) check() {
 	b := m.b
 	idle := time.Duration(time.Now().UnixNano() - b.lastSeen.Load())
@@ -268,8 +347,8 @@ func (m *manager) check() {
 	ps := b.sub.Subscribe(b.ctx) // no I/O yet
 	b.ps.Store(ps)
 	_ = old.Close() // wakes the receiver, which moves to ps
-	names := make([]string, 0, len(m.refs)+1)
-	names = append(names, b.cfg.Channel)
+	names := make([]string, 0, len(m.refs)+2)
+	names = append(names, b.cfg.Channel, b.replyChannel())
 	for n := range m.refs {
 		names = append(names, n)
 	}

@@ -17,6 +17,12 @@ type Broker interface {
 	// node's sockets need. Calls for one channel come in order (the hub
 	// makes them under that channel's shard lock).
 	Interest(appID, channel string, on bool)
+	// Presence reports that this node gained its first (on) or lost its
+	// last (!on) socket of user key on a presence channel; idJSON and info
+	// are the JSON texts of its user_id and user_info. Calls for one channel
+	// come in order (under its shard lock). The arguments are only valid
+	// during the call. Other nodes answer with Hub.PresenceRemote.
+	Presence(appID, channel, key string, idJSON, info []byte, on bool)
 }
 
 // NoBroker is the Broker of a single node: nothing leaves the process.
@@ -30,3 +36,6 @@ func (NoBroker) Terminate(string, string) {}
 
 // Interest does nothing.
 func (NoBroker) Interest(string, string, bool) {}
+
+// Presence does nothing.
+func (NoBroker) Presence(string, string, string, []byte, []byte, bool) {}

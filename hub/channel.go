@@ -38,17 +38,9 @@ type Channel struct {
 	// never reaches a socket that subscribed after it was published.
 	pubSeq uint64
 
-	// local[i] maps loop i's sockets on this channel to their join number;
-	// only loop i touches it, so it needs no lock.
+	// local[i] maps loop i's sockets on this channel to their join number
+	// (pendingJoin until acknowledged); only loop i touches it.
 	local []map[*Session]uint64
-}
-
-// member is one distinct presence user on a channel (shard).
-type member struct {
-	seq   uint64 // first-subscription order
-	count int    // sockets of this user on the channel
-	id    []byte // user_id as its original JSON text
-	info  []byte // user_info JSON text, "null" when absent
 }
 
 func newChannel(as *appState, name string, loops int) *Channel {

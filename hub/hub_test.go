@@ -508,6 +508,13 @@ type recordingBroker struct {
 	mu        sync.Mutex
 	published []string
 	interest  []string
+	presence  []string
+}
+
+func (b *recordingBroker) Presence(appID, channel, key string, id, info []byte, on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.presence = append(b.presence, fmt.Sprintf("%s %s %s %s %s %v", appID, channel, key, id, info, on))
 }
 
 func (b *recordingBroker) Publish(appID, channel string, payload []byte, except string) {

@@ -386,42 +386,53 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 			l.h.awaitReady(ch)
 		}
 	}
-	ready := l.readyLocked(ch)
-	joined := ch.pubSeq
 	if uKey != "" {
 		mb := ch.members[uKey]
 		if mb == nil {
-			ch.seq++
-			mb = &member{seq: ch.seq, id: uJSON, info: info}
-			if len(mb.info) == 0 {
-				mb.info = []byte("null")
-			}
-			ch.members[uKey] = mb
-			l.tmp = pusher.AppendMemberAdded(l.tmp[:0], ch.name, added)
-			frame := l.h.newFrame(l.tmp)
-			// Posted before this socket joins the local set, and excluded
-			// by id anyway: the joiner gets only its subscription_succeeded.
-			l.h.postLocked(ch, frame, s.seq)
-			l.broker(s, app.ID, ch.name, l.tmp)
+			mb = ch.newMember(uKey, uJSON, info)
 		}
-		mb.count++
+		if mb.local++; mb.local == 1 {
+			if len(mb.nodes) == 0 {
+				// New to the cluster as far as this node knows. Posted
+				// before the joiner is acknowledged, and excluded by id
+				// anyway: it gets only its subscription_succeeded.
+				l.h.memberAdded(ch, mb, added, s.seq)
+			}
+			if len(info) == 0 {
+				info = []byte("null")
+			}
+			l.h.broker.Presence(app.ID, ch.name, uKey, uJSON, info, true)
+		}
 	}
-	sh.mu.Unlock()
-
 	if ch.local[l.idx] == nil {
 		ch.local[l.idx] = make(map[*Session]uint64)
 	}
-	ch.local[l.idx][s] = joined
+	ch.local[l.idx][s] = pendingJoin
 	sub := subscription{ch: ch}
 	if uKey != "" {
 		sub.user = &presenceUser{key: uKey, json: uJSON}
 	}
 	s.subs = append(s.subs, sub)
+	ready := l.readyLocked(ch)
+	var cached []byte
+	if ready {
+		cached = l.ackLocked(s, ch, typ)
+	}
+	sh.mu.Unlock()
+
 	if uKey != "" {
 		l.addUser(s, uKey)
 	}
-	l.ackOrHold(s, ch, typ, ready)
+	if ready {
+		l.sendAck(s, ch, typ, cached)
+	} else {
+		l.pending = append(l.pending, pendingAck{s, ch, typ})
+	}
 }
+
+// pendingJoin is the join number of a subscription not acknowledged yet: it
+// receives nothing until ackLocked sets the real one.
+const pendingJoin = ^uint64(0)
 
 // pendingAck is a subscription whose acknowledgement waits until this node
 // receives the channel from the other nodes (see Hub.InterestReady).
@@ -431,15 +442,23 @@ type pendingAck struct {
 	typ pusher.ChannelType
 }
 
-// ackWhenReady acknowledges now, or once the channel is ready on this node:
-// a client must not be told it is subscribed while events published on
-// other nodes could still miss it.
+// ackWhenReady acknowledges a repeated subscribe now, or once the channel
+// is ready on this node: a client must not be told it is subscribed while
+// events published on other nodes could still miss it.
 func (l *Local) ackWhenReady(s *Session, ch *Channel, typ pusher.ChannelType) {
 	sh := s.as.shard(ch.name)
 	sh.mu.Lock()
 	ready := l.readyLocked(ch)
+	var cached []byte
+	if ready {
+		cached = l.ackLocked(s, ch, typ)
+	}
 	sh.mu.Unlock()
-	l.ackOrHold(s, ch, typ, ready)
+	if ready {
+		l.sendAck(s, ch, typ, cached)
+	} else {
+		l.pending = append(l.pending, pendingAck{s, ch, typ})
+	}
 }
 
 // readyLocked reports whether ch is ready and, if not, registers this loop
@@ -451,15 +470,6 @@ func (l *Local) readyLocked(ch *Channel) bool {
 	return ch.ready
 }
 
-// ackOrHold acknowledges now or keeps the acknowledgement for ackReady.
-func (l *Local) ackOrHold(s *Session, ch *Channel, typ pusher.ChannelType, ready bool) {
-	if ready {
-		l.acknowledge(s, ch, typ)
-		return
-	}
-	l.pending = append(l.pending, pendingAck{s, ch, typ})
-}
-
 // ackReady sends the acknowledgements that waited for ch (loop only).
 func (l *Local) ackReady(ch *Channel) {
 	kept := l.pending[:0]
@@ -468,33 +478,43 @@ func (l *Local) ackReady(ch *Channel) {
 		case p.ch != ch:
 			kept = append(kept, p)
 		case p.s.open && p.s.on(ch):
-			l.acknowledge(p.s, ch, p.typ)
+			sh := p.s.as.shard(ch.name)
+			sh.mu.Lock()
+			cached := l.ackLocked(p.s, ch, p.typ)
+			sh.mu.Unlock()
+			l.sendAck(p.s, ch, p.typ, cached)
 		}
 	}
 	clear(l.pending[len(kept):])
 	l.pending = kept
 }
 
-// acknowledge sends subscription_succeeded and, for cache channels, the
-// cached event or pusher:cache_miss.
-func (l *Local) acknowledge(s *Session, ch *Channel, typ pusher.ChannelType) {
-	var cached []byte
-	if typ.IsPresence() || typ.IsCache() {
-		sh := s.as.shard(ch.name)
-		sh.mu.Lock()
-		if typ.IsPresence() {
-			l.members = ch.orderedMembers(l.members[:0])
-			l.tmp = pusher.AppendPresenceSucceeded(l.tmp[:0], ch.name, l.members)
-			clear(l.members)
-		}
-		if typ.IsCache() && ch.cacheValid(l.h.Now()) {
-			cached = ch.cacheFrame
-		}
-		sh.mu.Unlock()
+// ackLocked makes s receive ch's deliveries from now on and builds its
+// subscription_succeeded in l.tmp; it returns the cached event to replay
+// on a cache channel (shard held). The member list, the cached event and
+// the join number are taken together, so the socket's first delivery is
+// the first change after what the acknowledgement shows. A repeated
+// subscribe keeps its join number: nothing queued for it is skipped.
+func (l *Local) ackLocked(s *Session, ch *Channel, typ pusher.ChannelType) (cached []byte) {
+	if ch.local[l.idx][s] == pendingJoin {
+		ch.local[l.idx][s] = ch.pubSeq
 	}
-	if !typ.IsPresence() {
+	if typ.IsPresence() {
+		l.members = ch.orderedMembers(l.members[:0])
+		l.tmp = pusher.AppendPresenceSucceeded(l.tmp[:0], ch.name, l.members)
+		clear(l.members)
+	} else {
 		l.tmp = pusher.AppendSubscriptionSucceeded(l.tmp[:0], ch.name)
 	}
+	if typ.IsCache() && ch.cacheValid(l.h.Now()) {
+		cached = ch.cacheFrame
+	}
+	return cached
+}
+
+// sendAck sends the acknowledgement ackLocked built and, on cache
+// channels, the cached event or pusher:cache_miss.
+func (l *Local) sendAck(s *Session, ch *Channel, typ pusher.ChannelType, cached []byte) {
 	l.reply(s, l.tmp)
 	if typ.IsCache() {
 		if cached != nil {
@@ -520,12 +540,11 @@ func (l *Local) unsubscribeAt(s *Session, i int) {
 	ch.perLoop[l.idx]--
 	if sub.user != nil {
 		if mb := ch.members[sub.user.key]; mb != nil {
-			if mb.count--; mb.count <= 0 {
-				delete(ch.members, sub.user.key)
-				l.tmp = pusher.AppendMemberRemoved(l.tmp[:0], ch.name, mb.id)
-				frame := l.h.newFrame(l.tmp)
-				l.h.postLocked(ch, frame, s.seq)
-				l.broker(s, s.App.ID, ch.name, l.tmp)
+			if mb.local--; mb.local == 0 {
+				l.h.broker.Presence(s.App.ID, ch.name, sub.user.key, mb.id, mb.info, false)
+				if !mb.present() {
+					l.h.memberRemoved(ch, sub.user.key, mb, s.seq)
+				}
 			}
 		}
 	}

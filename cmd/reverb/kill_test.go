@@ -61,13 +61,21 @@ func TestClusterSurvivesSIGKILLedNode(t *testing.T) {
 		}
 	})
 
+	sdk := pushersdk.Client{AppID: "7", Key: "kill-key", Secret: "kill-secret", Host: survivor.addr}
 	var held []net.Conn
 	for i := 0; i < 3; i++ {
-		c, _ := dial(t, victimAddr, "kill-key")
+		c, id := dial(t, victimAddr, "kill-key")
 		held = append(held, c)
+		if i == 0 {
+			// A member of a presence channel on the node about to die.
+			joinPresence(t, &sdk, c, id, "presence-room", "ghost")
+		}
 	}
-	s1, _ := dial(t, survivor.addr, "kill-key")
+	s1, s1ID := dial(t, survivor.addr, "kill-key")
 	defer s1.Close()
+	if members := joinPresence(t, &sdk, s1, s1ID, "presence-room", "stay"); !strings.Contains(members, `\"ghost\"`) || !strings.Contains(members, `\"stay\"`) {
+		t.Fatalf("survivor's member list %s lacks the other node's member", members)
+	}
 	eventually(t, 5*time.Second, "survivor counts 4 sockets", func() bool {
 		return connections(t, survivor.addr) == 4
 	})
@@ -81,6 +89,13 @@ func TestClusterSurvivesSIGKILLedNode(t *testing.T) {
 		return connections(t, survivor.addr) == 1
 	})
 	t.Logf("dead node's sockets dropped from /connections %v after SIGKILL", time.Since(killed).Round(100*time.Millisecond))
+	// Its member is gone too, announced once (bound stated in README: 5 s).
+	if got := wsRead(t, s1); got != `{"event":"pusher_internal:member_removed","channel":"presence-room","data":"{\"user_id\":\"ghost\"}"}` {
+		t.Fatalf("survivor got %s, want member_removed of the dead node's user", got)
+	}
+	if d := time.Since(killed); d > 5*time.Second {
+		t.Fatalf("member_removed came %v after SIGKILL", d)
+	}
 	for _, c := range held {
 		c.Close()
 	}
@@ -92,13 +107,46 @@ func TestClusterSurvivesSIGKILLedNode(t *testing.T) {
 	if got := wsRead(t, s1); !strings.Contains(got, "subscription_succeeded") {
 		t.Fatalf("subscribe answered %s", got)
 	}
-	sdk := pushersdk.Client{AppID: "7", Key: "kill-key", Secret: "kill-secret", Host: survivor.addr}
 	if err := sdk.Trigger("after", "still", "alive"); err != nil {
 		t.Fatal(err)
 	}
 	if got := wsRead(t, s1); got != `{"event":"still","data":"alive","channel":"after"}` {
 		t.Fatalf("survivor delivered %s", got)
 	}
+}
+
+// joinPresence subscribes the socket c (its connection_established given) to a presence channel as user
+// (SDK signature) and returns the subscription_succeeded data.
+func joinPresence(t *testing.T, sdk *pushersdk.Client, c net.Conn, established, channel, user string) string {
+	t.Helper()
+	var env struct{ Data string }
+	var est struct {
+		SocketID string `json:"socket_id"`
+	}
+	if json.Unmarshal([]byte(established), &env) != nil || json.Unmarshal([]byte(env.Data), &est) != nil {
+		t.Fatalf("not connection_established: %s", established)
+	}
+	id := est.SocketID
+	auth, err := sdk.AuthorizePresenceChannel([]byte("socket_id="+id+"&channel_name="+channel), pushersdk.MemberData{UserID: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct {
+		Auth        string `json:"auth"`
+		ChannelData string `json:"channel_data"`
+	}
+	if err := json.Unmarshal(auth, &a); err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := json.Marshal(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": channel, "auth": a.Auth, "channel_data": a.ChannelData}})
+	if err := wsSend(c, string(msg)); err != nil {
+		t.Fatal(err)
+	}
+	got := wsRead(t, c)
+	if !strings.Contains(got, "pusher_internal:subscription_succeeded") {
+		t.Fatalf("presence subscribe answered %s", got)
+	}
+	return got
 }
 
 func waitUp(t *testing.T, addr string) {

@@ -1,0 +1,321 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/goreverb/reverb/hub"
+	"github.com/goreverb/reverb/pusher"
+)
+
+// Cluster-wide state: presence members and cache-channel content.
+//
+// Redis keys, with C = Config.Channel:
+//
+//   - C#presence#<app>#<channel>, a hash: field "<node>\n<user key>" →
+//     "<user_id JSON>,<user_info JSON>" for every user a node has a socket
+//     of on that presence channel.
+//   - C#cache#<app>#<channel>: the last event of a cache channel, set with
+//     the app's cache TTL by the node that published it.
+//   - C#alive#<node>: exists while the node runs (refreshed every second by
+//     the stats goroutine, expires aliveTTL after the last refresh).
+//   - C#node#<node> is the node's reply channel (pub/sub, no key).
+//
+// A node changes its own hash fields only, each change together with a
+// presence envelope on the channel's Redis channel, in one script, so a
+// reader of the hash and a listener of the channel see the same order.
+//
+// When a node starts following a presence channel (its SUBSCRIBE is
+// confirmed: the first local subscriber, or a resubscribe after Redis came
+// back), the sync script rewrites all of this node's fields for the channel
+// from the hub's local list (announcing each again: a Redis that lost its
+// data, or nodes that forgot us, learn them back), drops fields of nodes
+// whose alive key is gone (announcing their removal), and sends the other
+// nodes' fields as a snapshot envelope to this node's reply channel. The
+// snapshot reaches the receiver at its place in the stream, after every
+// change made before the script and before every later one, so the hub can
+// replace its copy without losing or repeating a change (Hub.PresenceSnapshot).
+// Cache channels are fetched the same way (cacheScript, Hub.CacheSnapshot).
+//
+// The state goroutine runs these scripts in order on a connection of its
+// own. Every operation sets a state rather than applying a difference, so a
+// batch cut by a connection failure is simply sent again.
+
+const (
+	// aliveTTL is how long a node's alive key outlives its last refresh.
+	aliveTTL = 5 * time.Second
+	// stateQueueSize bounds presence operations waiting for Redis; an
+	// overflow drops them and resynchronises every presence channel once
+	// Redis answers again.
+	stateQueueSize = 65536
+)
+
+// opScript sets (ARGV[2] non-empty) or deletes this node's field ARGV[1] in
+// the presence hash KEYS[1] and, when that changed something, publishes the
+// presence envelope ARGV[4] on the channel's Redis channel ARGV[3].
+var opScript = redis.NewScript(`
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+elseif redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+`)
+
+// syncScript: KEYS[1] presence hash. ARGV: 1 this node, 2 the channel's
+// Redis channel, 3 this node's reply channel, 4 alive key prefix,
+// 5 presence envelope head, 6 snapshot envelope head, then pairs of user
+// key and "<id>,<info>": this node's users now.
+var syncScript = redis.NewScript(`
+local h, me, ch, reply, alive, head, snap = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local function env(node, user, v)
+  local s = head .. ',"node":' .. cjson.encode(node) .. ',"user":' .. cjson.encode(user)
+  if v then s = s .. ',"m":[' .. v .. ']' end
+  return s .. '}'
+end
+local mine = {}
+for i = 7, #ARGV, 2 do mine[ARGV[i]] = ARGV[i + 1] end
+local all = redis.call('HGETALL', h)
+local out, live = {}, {}
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  local sep = string.find(f, '\n', 1, true)
+  if sep then
+    local node, user = string.sub(f, 1, sep - 1), string.sub(f, sep + 1)
+    if node == me then
+      if not mine[user] then
+        redis.call('HDEL', h, f)
+        redis.call('PUBLISH', ch, env(me, user, nil))
+      end
+    else
+      local ok = live[node]
+      if ok == nil then
+        ok = redis.call('EXISTS', alive .. node) == 1
+        live[node] = ok
+      end
+      if ok then
+        out[#out + 1] = '[' .. cjson.encode(node) .. ',' .. cjson.encode(user) .. ',' .. v .. ']'
+      else
+        redis.call('HDEL', h, f)
+        redis.call('PUBLISH', ch, env(node, user, nil))
+      end
+    end
+  end
+end
+for user, v in pairs(mine) do
+  redis.call('HSET', h, me .. '\n' .. user, v)
+  redis.call('PUBLISH', ch, env(me, user, v))
+end
+redis.call('PUBLISH', reply, snap .. ',"node":' .. cjson.encode(me) .. ',"members":[' .. table.concat(out, ',') .. ']}')
+return #out
+`)
+
+// cacheScript sends the cached event KEYS[1] (or its absence) to the reply
+// channel ARGV[1] in a cached envelope whose head is ARGV[2].
+var cacheScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+local s = ARGV[2]
+if v then s = s .. ',"payload":' .. v end
+redis.call('PUBLISH', ARGV[1], s .. '}')
+return 0
+`)
+
+type stateKind uint8
+
+const (
+	stateOp    stateKind = iota // set or delete one presence field
+	stateSync                   // sync a presence channel
+	stateCache                  // fetch a cache channel
+)
+
+// stateMsg is one queued state operation.
+type stateMsg struct {
+	kind  stateKind
+	key   chanKey
+	user  string // stateOp
+	value []byte // stateOp: "<id>,<info>", nil to delete
+}
+
+func (b *Broker) presenceKey(k chanKey) string {
+	return b.cfg.Channel + "#presence#" + k.app + "#" + k.channel
+}
+
+func (b *Broker) cacheKey(k chanKey) string {
+	return b.cfg.Channel + "#cache#" + k.app + "#" + k.channel
+}
+
+func (b *Broker) aliveKey(node string) string { return b.cfg.Channel + "#alive#" + node }
+
+func (b *Broker) replyChannel() string { return b.cfg.Channel + "#node#" + b.node }
+
+// memberValue is the hash value of a user: "<id>,<info>".
+func memberValue(id, info []byte) []byte {
+	if len(info) == 0 {
+		info = []byte("null")
+	}
+	v := make([]byte, 0, len(id)+1+len(info))
+	v = append(v, id...)
+	v = append(v, ',')
+	return append(v, info...)
+}
+
+// Presence queues this node's change of user key on a presence channel
+// (hub.Broker). Never blocks; any goroutine.
+func (b *Broker) Presence(appID, channel, key string, idJSON, info []byte, on bool) {
+	m := stateMsg{kind: stateOp, key: chanKey{appID, channel}, user: key}
+	if on {
+		m.value = memberValue(idJSON, info)
+	}
+	b.enqueueState(m)
+}
+
+func (b *Broker) enqueueState(m stateMsg) {
+	select {
+	case <-b.quit:
+		return
+	default:
+	}
+	select {
+	case b.stateQ <- m:
+	default:
+		// Redis is away long enough to fill the queue: what is lost is
+		// rewritten by a full sync once it answers.
+		b.dropped.Add(1)
+		b.resyncAll.Store(true)
+	}
+}
+
+// channelReady is called once this node receives k from the other nodes
+// (its SUBSCRIBE was confirmed). Presence and cache channels first fetch
+// the cluster's state; the hub acknowledges their subscriptions when it
+// arrives. Others are ready now.
+func (b *Broker) channelReady(h *hub.Hub, k chanKey) {
+	typ := pusher.ClassifyChannel(k.channel)
+	if typ.IsCache() {
+		b.enqueueState(stateMsg{kind: stateCache, key: k})
+	}
+	if typ.IsPresence() {
+		b.enqueueState(stateMsg{kind: stateSync, key: k})
+	}
+	if !typ.IsCache() && !typ.IsPresence() {
+		h.InterestReady(k.app, k.channel)
+	}
+}
+
+// runState runs state operations in queue order, up to maxBatch per
+// pipelined round trip, retrying a failed batch until it succeeds or Close.
+func (b *Broker) runState() {
+	defer close(b.stateDone)
+	pipe := b.statec.Pipeline()
+	batch := make([]stateMsg, 0, maxBatch)
+	for {
+		select {
+		case m := <-b.stateQ:
+			batch = append(batch, m)
+		case <-b.quit:
+			b.finishState(pipe, batch)
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case m := <-b.stateQ:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		delay := backoffMin
+		for !b.runStateBatch(b.ctx, pipe, batch) {
+			if !b.sleep(delay) {
+				return
+			}
+			delay = min(2*delay, backoffMax)
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// runStateBatch sends one batch; it reports false when it must be retried.
+func (b *Broker) runStateBatch(ctx context.Context, pipe redis.Pipeliner, batch []stateMsg) bool {
+	h := b.hub.Load()
+	if h == nil {
+		return true
+	}
+	// Refreshed here too, so this node's fields never look dead to another
+	// node's sync before the stats goroutine's first beat.
+	_ = pipe.Set(ctx, b.aliveKey(b.node), "1", aliveTTL)
+	for i := range batch {
+		m := &batch[i]
+		switch m.kind {
+		case stateOp:
+			env := appendPresence(nil, b.node, m.key.app, m.key.channel, m.user, m.value)
+			field := b.node + "\n" + m.user
+			_ = opScript.Eval(ctx, pipe, []string{b.presenceKey(m.key)}, field, string(m.value), b.redisName(m.key), env)
+		case stateSync:
+			// A slice per command: the pipeline keeps it until Exec.
+			a := append(make([]any, 0, 16), b.node, b.redisName(m.key), b.replyChannel(), b.aliveKey(""),
+				string(appendPresenceHead(nil, "presence", m.key.app, m.key.channel)),
+				string(appendPresenceHead(nil, "snapshot", m.key.app, m.key.channel)))
+			h.LocalPresence(m.key.app, m.key.channel, func(key string, id, info []byte) {
+				a = append(a, key, string(memberValue(id, info)))
+			})
+			_ = syncScript.Eval(ctx, pipe, []string{b.presenceKey(m.key)}, a...)
+		case stateCache:
+			_ = cacheScript.Eval(ctx, pipe, []string{b.cacheKey(m.key)}, b.replyChannel(),
+				string(appendPresenceHead(nil, "cached", m.key.app, m.key.channel))+`,"node":`+string(appendString(nil, b.node)))
+		}
+	}
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		b.stateState.restored(b.log, "state")
+		return true
+	}
+	if isReply(err) {
+		// Refused by Redis (ACL, scripting disabled): retrying will not help.
+		b.log.Warn("cluster: Redis refused a presence or cache operation", "err", err)
+		return true
+	}
+	b.stateState.lost(b.log, "state", err)
+	b.resyncAll.Store(true)
+	return false
+}
+
+// finishState sends the changes still queued at Close (sockets closed at
+// shutdown leave their presence channels), one attempt per batch within
+// about a second, then deletes the alive key: other nodes' syncs then drop
+// whatever this node did not get to remove.
+func (b *Broker) finishState(pipe redis.Pipeliner, batch []stateMsg) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(b.cfg.Timeout, time.Second))
+	defer cancel()
+	for {
+		for len(b.stateQ) > 0 && len(batch) < maxBatch {
+			batch = append(batch, <-b.stateQ)
+		}
+		if len(batch) == 0 || !b.runStateBatch(ctx, pipe, batch) {
+			break
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+	_ = b.statec.Del(ctx, b.aliveKey(b.node)).Err()
+}
+
+// cacheStore adds the SET of a cache channel's last event to a publisher
+// pipeline (before its PUBLISH), so a node that starts following the
+// channel later finds it.
+func (b *Broker) cacheStore(ctx context.Context, pipe redis.Pipeliner, k chanKey, payload []byte) {
+	h := b.hub.Load()
+	if h == nil {
+		return
+	}
+	app := h.Apps().ByID(k.app)
+	if app == nil || app.CacheTTL <= 0 {
+		return
+	}
+	_ = pipe.Set(ctx, b.cacheKey(k), payload, app.CacheTTL)
+}
