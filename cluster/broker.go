@@ -157,6 +157,7 @@ type outMsg struct {
 	key   chanKey
 	buf   *[]byte
 	cache int
+	to    string // a Redis channel of its own (a query answer), when set
 }
 
 // Broker implements hub.Broker over Redis pub/sub. Create it with New, pass
@@ -206,6 +207,7 @@ type Broker struct {
 	published, received, own, ignored, dropped, heartbeats, stateMsgs atomic.Uint64
 
 	peers peers
+	qs    queries
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -220,7 +222,10 @@ type Broker struct {
 	stateDone chan struct{}
 }
 
-var _ hub.Broker = (*Broker)(nil)
+var (
+	_ hub.Broker    = (*Broker)(nil)
+	_ hub.Directory = (*Broker)(nil)
+)
 
 var setLoggerOnce sync.Once
 
@@ -263,6 +268,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 
 		statsDone: make(chan struct{}),
 		stateDone: make(chan struct{}),
+		qs:        queries{byID: make(map[uint64]*query)},
 		peers:     peers{nodes: make(map[string]*peer), totals: make(map[string]int64), expired: make(map[string]time.Time)},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())

@@ -15,7 +15,7 @@ import (
 //	{"v":1,"type":"restart","node":"<id>"}
 //	{"v":1,"type":"stats","node":"<id>","conns":{"<app_id>":<sockets>,...}}
 //	{"v":1,"type":"presence","app":"<app_id>","channel":"<name>","node":"<id>","user":"<key>","m":[<user_id>,<user_info>]}
-//	{"v":1,"type":"snapshot","app":"<app_id>","channel":"<name>","node":"<id>","members":[["<node>","<key>",<user_id>,<user_info>],...]}
+//	{"v":1,"type":"snapshot","app":"<app_id>","channel":"<name>","node":"<id>","nodes":["<node>",...],"members":[["<node>","<key>",<user_id>,<user_info>],...]}
 //	{"v":1,"type":"cached","app":"<app_id>","channel":"<name>","node":"<id>","payload":<Pusher JSON object>}
 //
 // presence: node has its first socket of user <key> on the channel ("m"
@@ -39,6 +39,8 @@ const (
 	kindPresence
 	kindSnapshot
 	kindCached
+	kindQuery
+	kindAnswer
 )
 
 var (
@@ -148,7 +150,19 @@ type envelope struct {
 	id      []byte       // presence: user_id JSON
 	info    []byte       // presence: user_info JSON
 	members []snapMember // snapshot
+	sure    [][]byte     // snapshot: nodes whose lists are complete
+	qid     uint64       // query, answer
+	prefix  bool         // query: channel is a name prefix
+	users   bool         // query: member ids wanted
+	chans   []answerChan // answer
 	cached  bool         // cached: a payload is present
+}
+
+// answerChan is one channel of an answer (copied out of the parser).
+type answerChan struct {
+	name        []byte
+	subs, count int
+	ids         [][]byte
 }
 
 // snapMember is one entry of a snapshot; its slices alias the decoder.
@@ -188,7 +202,7 @@ func (d *decoder) decode(msg string, e *envelope) error {
 	if n, err := ver.Int(); err != nil || n != envelopeVersion {
 		return errVersion
 	}
-	*e = envelope{counts: e.counts[:0], members: e.members[:0]}
+	*e = envelope{counts: e.counts[:0], members: e.members[:0], sure: e.sure[:0], chans: e.chans[:0]}
 	typ := stringField(o, "type")
 	e.node = stringField(o, "node")
 	if typ == nil || e.node == nil {
@@ -311,6 +325,19 @@ func (d *decoder) decode(msg string, e *envelope) error {
 		for i := 0; i < len(d.ends); i += 4 {
 			e.members = append(e.members, snapMember{node: part(i), user: part(i + 1), id: part(i + 2), info: part(i + 3)})
 		}
+		if nv := o.Get("nodes"); nv != nil {
+			ns, err := nv.Array()
+			if err != nil {
+				return errFields
+			}
+			for _, n := range ns {
+				b, err := n.StringBytes()
+				if err != nil {
+					return errFields
+				}
+				e.sure = append(e.sure, b)
+			}
+		}
 	case "cached":
 		e.kind = kindCached
 		if err := d.channelFields(o, e); err != nil {
@@ -323,6 +350,51 @@ func (d *decoder) decode(msg string, e *envelope) error {
 			e.cached = true
 			d.buf = p.MarshalTo(d.buf[:0])
 			e.payload = d.buf
+		}
+	case "query":
+		e.kind = kindQuery
+		e.app = stringField(o, "app")
+		e.channel = stringField(o, "name")
+		id, err := uintField(o, "id")
+		if len(e.app) == 0 || e.channel == nil || err != nil {
+			return errFields
+		}
+		e.qid = id
+		e.prefix = o.Get("prefix") != nil && o.Get("prefix").Type() == fastjson.TypeTrue
+		e.users = o.Get("users") != nil && o.Get("users").Type() == fastjson.TypeTrue
+	case "answer":
+		e.kind = kindAnswer
+		id, err := uintField(o, "id")
+		if err != nil {
+			return errFields
+		}
+		e.qid = id
+		cv := o.Get("channels")
+		if cv == nil {
+			return errFields
+		}
+		cs, err := cv.Array()
+		if err != nil {
+			return errFields
+		}
+		// Answers are rare: copies keep this simple.
+		for _, c := range cs {
+			a, err := c.Array()
+			if err != nil || len(a) != 4 {
+				return errFields
+			}
+			name, err1 := a[0].StringBytes()
+			subs, err2 := a[1].Int()
+			count, err3 := a[2].Int()
+			ids, err4 := a[3].Array()
+			if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+				return errFields
+			}
+			ac := answerChan{name: append([]byte(nil), name...), subs: subs, count: count}
+			for _, id := range ids {
+				ac.ids = append(ac.ids, id.MarshalTo(nil))
+			}
+			e.chans = append(e.chans, ac)
 		}
 	default:
 		return errType
@@ -366,6 +438,15 @@ func appendPresence(dst []byte, node, app, channel, user string, member []byte) 
 		dst = append(dst, ']')
 	}
 	return append(dst, '}')
+}
+
+// uintField returns the unsigned integer value of key.
+func uintField(o *fastjson.Object, key string) (uint64, error) {
+	v := o.Get(key)
+	if v == nil {
+		return 0, errFields
+	}
+	return v.Uint64()
 }
 
 // stringField returns the unescaped string value of key, or nil when the key

@@ -78,7 +78,11 @@ func (b *Broker) send(pipe redis.Pipeliner, batch []outMsg, names map[chanKey]st
 			if m := &batch[i]; m.cache > 0 {
 				b.cacheStore(b.ctx, pipe, m.key, (*m.buf)[m.cache:len(*m.buf)-1])
 			}
-			_ = pipe.Publish(b.ctx, b.cachedName(names, batch[i].key), *batch[i].buf)
+			name := batch[i].to
+			if name == "" {
+				name = b.cachedName(names, batch[i].key)
+			}
+			_ = pipe.Publish(b.ctx, name, *batch[i].buf)
 		}
 		cmds, err := pipe.Exec(b.ctx)
 		if err == nil {

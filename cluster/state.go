@@ -53,13 +53,17 @@ const (
 )
 
 // opScript sets (ARGV[2] non-empty) or deletes this node's field ARGV[1] in
-// the presence hash KEYS[1] and, when that changed something, publishes the
-// presence envelope ARGV[4] on the channel's Redis channel ARGV[3].
+// the presence hash KEYS[1] and publishes the presence envelope ARGV[4] on
+// the channel's Redis channel ARGV[3]. It also sets the node's marker field
+// ARGV[5] ("<node>\n"): the hash holds everything this node has on the
+// channel. Publishing even when nothing changed is harmless (receivers apply
+// states) and tells nodes that missed the first announcement.
 var opScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[5], '')
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-elseif redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
-  return 0
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
@@ -69,6 +73,12 @@ return 1
 // Redis channel, 3 this node's reply channel, 4 alive key prefix,
 // 5 presence envelope head, 6 snapshot envelope head, then pairs of user
 // key and "<id>,<info>": this node's users now.
+//
+// The snapshot lists the other live nodes' users, and in "nodes" the nodes
+// whose marker field is present: their list is complete. A node without
+// one has not written to the hash since Redis lost its data (a restart
+// without persistence); the receiver keeps what it knows of such a node
+// until the node writes again.
 var syncScript = redis.NewScript(`
 local h, me, ch, reply, alive, head, snap = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local function env(node, user, v)
@@ -79,14 +89,14 @@ end
 local mine = {}
 for i = 7, #ARGV, 2 do mine[ARGV[i]] = ARGV[i + 1] end
 local all = redis.call('HGETALL', h)
-local out, live = {}, {}
+local out, sure, live = {}, {}, {}
 for i = 1, #all, 2 do
   local f, v = all[i], all[i + 1]
   local sep = string.find(f, '\n', 1, true)
   if sep then
     local node, user = string.sub(f, 1, sep - 1), string.sub(f, sep + 1)
     if node == me then
-      if not mine[user] then
+      if user ~= '' and not mine[user] then
         redis.call('HDEL', h, f)
         redis.call('PUBLISH', ch, env(me, user, nil))
       end
@@ -96,20 +106,24 @@ for i = 1, #all, 2 do
         ok = redis.call('EXISTS', alive .. node) == 1
         live[node] = ok
       end
-      if ok then
-        out[#out + 1] = '[' .. cjson.encode(node) .. ',' .. cjson.encode(user) .. ',' .. v .. ']'
-      else
+      if not ok then
         redis.call('HDEL', h, f)
-        redis.call('PUBLISH', ch, env(node, user, nil))
+        if user ~= '' then redis.call('PUBLISH', ch, env(node, user, nil)) end
+      elseif user == '' then
+        sure[#sure + 1] = cjson.encode(node)
+      else
+        out[#out + 1] = '[' .. cjson.encode(node) .. ',' .. cjson.encode(user) .. ',' .. v .. ']'
       end
     end
   end
 end
+redis.call('HSET', h, me .. '\n', '')
 for user, v in pairs(mine) do
   redis.call('HSET', h, me .. '\n' .. user, v)
   redis.call('PUBLISH', ch, env(me, user, v))
 end
-redis.call('PUBLISH', reply, snap .. ',"node":' .. cjson.encode(me) .. ',"members":[' .. table.concat(out, ',') .. ']}')
+redis.call('PUBLISH', reply, snap .. ',"node":' .. cjson.encode(me) .. ',"nodes":[' .. table.concat(sure, ',') ..
+  '],"members":[' .. table.concat(out, ',') .. ']}')
 return #out
 `)
 
@@ -255,7 +269,7 @@ func (b *Broker) runStateBatch(ctx context.Context, pipe redis.Pipeliner, batch 
 		case stateOp:
 			env := appendPresence(nil, b.node, m.key.app, m.key.channel, m.user, m.value)
 			field := b.node + "\n" + m.user
-			_ = opScript.Eval(ctx, pipe, []string{b.presenceKey(m.key)}, field, string(m.value), b.redisName(m.key), env)
+			_ = opScript.Eval(ctx, pipe, []string{b.presenceKey(m.key)}, field, string(m.value), b.redisName(m.key), env, b.node+"\n")
 		case stateSync:
 			// A slice per command: the pipeline keeps it until Exec.
 			a := append(make([]any, 0, 16), b.node, b.redisName(m.key), b.replyChannel(), b.aliveKey(""),

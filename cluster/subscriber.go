@@ -89,6 +89,14 @@ func (r *receiver) handle(msg string) {
 	case kindPresence, kindSnapshot, kindCached:
 		r.handleState(e)
 		return
+	case kindQuery:
+		if h := b.hub.Load(); h != nil && string(e.node) != b.node {
+			b.reply(h, e)
+		}
+		return
+	case kindAnswer:
+		b.answer(e)
+		return
 	}
 	if string(e.node) == b.node {
 		b.own.Add(1) // our own publish, already delivered locally
@@ -162,7 +170,11 @@ func (r *receiver) handleState(e *envelope) {
 				Info: append([]byte(nil), m.info...),
 			})
 		}
-		h.PresenceSnapshot(app.ID, channel, ms)
+		sure := make([]string, 0, len(e.sure))
+		for _, n := range e.sure {
+			sure = append(sure, r.name(n))
+		}
+		h.PresenceSnapshot(app.ID, channel, ms, sure)
 	case kindCached:
 		var payload []byte
 		if e.cached {

@@ -39,3 +39,28 @@ func (NoBroker) Interest(string, string, bool) {}
 
 // Presence does nothing.
 func (NoBroker) Presence(string, string, string, []byte, []byte, bool) {}
+
+// Directory asks the other nodes of a cluster for their local view of an
+// app's channels. A cluster broker implements it next to Broker; the hub
+// uses it for the HTTP API's channel queries. RemoteChannels blocks for a
+// bounded time (nodes that do not answer in time are left out), so a
+// clustered node serves those queries off its event loops.
+type Directory interface {
+	// RemoteChannels returns the other nodes' view of channel name, or of
+	// every channel whose name starts with name when prefix is set. users
+	// asks for presence member ids. Channels nobody subscribes to are left
+	// out.
+	RemoteChannels(appID, name string, prefix, users bool) []ChannelView
+}
+
+// ChannelView is what the other nodes report of one channel together.
+type ChannelView struct {
+	Name string
+	// Subs counts the channel's subscribed sockets on those nodes.
+	Subs int
+	// UserCount is the number of presence members (every node holds the
+	// whole list, so this is the largest count reported).
+	UserCount int
+	// Users are the members' user_id JSON texts, when asked for.
+	Users [][]byte
+}

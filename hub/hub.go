@@ -44,6 +44,7 @@ type Hub struct {
 	byID   *pusher.AppSet
 	frame  Framer
 	broker Broker
+	dir    Directory // nil on a single node
 	// clustered is set when a real broker is configured: subscriptions
 	// then wait for their channel to be ready (InterestReady).
 	clustered bool
@@ -88,6 +89,7 @@ func New(o Options) *Hub {
 	if h.broker == nil {
 		h.broker = NoBroker{}
 	}
+	h.dir, _ = h.broker.(Directory)
 	_, single := h.broker.(NoBroker)
 	h.clustered = !single
 	h.notReady = make(map[*Channel]struct{})
@@ -322,23 +324,39 @@ func (h *Hub) postLocked(ch *Channel, frame []byte, except uint64) {
 	}
 }
 
-// Channel implements pusher.Backend.
+// Channel implements pusher.Backend. On a cluster the other nodes' counts
+// are asked for and added.
 func (h *Hub) Channel(app *pusher.App, name string) pusher.ChannelInfo {
 	as := h.state(app)
 	if as == nil {
 		return pusher.ChannelInfo{}
 	}
+	var in pusher.ChannelInfo
+	presence := false
 	sh := as.shard(name)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	ch := sh.chans[name]
-	if ch == nil {
-		return pusher.ChannelInfo{}
+	if ch := sh.chans[name]; ch != nil {
+		in = ch.info(h.Now())
+		presence = ch.subs > 0 && ch.members != nil
 	}
-	return ch.info(h.Now())
+	sh.mu.Unlock()
+	if h.dir != nil {
+		for _, v := range h.dir.RemoteChannels(app.ID, name, false, false) {
+			if v.Name != name {
+				continue
+			}
+			in.SubscriptionCount += v.Subs
+			in.Occupied = in.SubscriptionCount > 0
+			if !presence {
+				in.UserCount = max(in.UserCount, v.UserCount)
+			}
+		}
+	}
+	return in
 }
 
-// Channels implements pusher.Backend.
+// Channels implements pusher.Backend. On a cluster the other nodes'
+// channels are asked for and merged.
 func (h *Hub) Channels(app *pusher.App, prefix string, visit func(name string, info pusher.ChannelInfo)) {
 	as := h.state(app)
 	if as == nil {
@@ -346,26 +364,44 @@ func (h *Hub) Channels(app *pusher.App, prefix string, visit func(name string, i
 	}
 	now := h.Now()
 	type item struct {
-		name string
-		info pusher.ChannelInfo
+		info     pusher.ChannelInfo
+		presence bool
 	}
-	var items []item
+	items := make(map[string]*item)
+	var names []string
 	for i := range as.shards {
 		sh := &as.shards[i]
 		sh.mu.Lock()
 		for name, ch := range sh.chans {
-			if ch.subs > 0 && len(name) >= len(prefix) && name[:len(prefix)] == prefix {
-				items = append(items, item{name, ch.info(now)})
+			if ch.subs > 0 && strings.HasPrefix(name, prefix) {
+				items[name] = &item{ch.info(now), ch.members != nil}
+				names = append(names, name)
 			}
 		}
 		sh.mu.Unlock()
 	}
-	for _, it := range items {
-		visit(it.name, it.info)
+	if h.dir != nil {
+		for _, v := range h.dir.RemoteChannels(app.ID, prefix, true, false) {
+			it := items[v.Name]
+			if it == nil {
+				it = &item{}
+				items[v.Name] = it
+				names = append(names, v.Name)
+			}
+			it.info.SubscriptionCount += v.Subs
+			it.info.Occupied = it.info.SubscriptionCount > 0
+			if !it.presence {
+				it.info.UserCount = max(it.info.UserCount, v.UserCount)
+			}
+		}
+	}
+	for _, name := range names {
+		visit(name, items[name].info)
 	}
 }
 
-// Users implements pusher.Backend.
+// Users implements pusher.Backend. A node without subscribers of the
+// channel asks the others (each holds the whole member list).
 func (h *Hub) Users(app *pusher.App, name string, visit func(idJSON []byte)) bool {
 	as := h.state(app)
 	if as == nil {
@@ -376,6 +412,16 @@ func (h *Hub) Users(app *pusher.App, name string, visit func(idJSON []byte)) boo
 	ch := sh.chans[name]
 	if ch == nil || ch.subs == 0 {
 		sh.mu.Unlock()
+		if h.dir != nil {
+			for _, v := range h.dir.RemoteChannels(app.ID, name, false, true) {
+				if v.Name == name && v.Subs > 0 {
+					for _, id := range v.Users {
+						visit(id)
+					}
+					return true
+				}
+			}
+		}
 		return false
 	}
 	ms := ch.orderedMembers(nil)
@@ -384,6 +430,58 @@ func (h *Hub) Users(app *pusher.App, name string, visit func(idJSON []byte)) boo
 		visit(m.IDJSON)
 	}
 	return true
+}
+
+// LocalChannels reports this node's channels of appID with subscribers:
+// channel name, or every channel starting with name when prefix is set.
+// visit gets the subscribers here, the member count of presence channels
+// and, with users, the member ids as JSON. A cluster broker answers other
+// nodes' Directory questions with it. Any goroutine; visit runs with no
+// lock held.
+func (h *Hub) LocalChannels(appID, name string, prefix, users bool, visit func(name string, subs, userCount int, ids [][]byte)) {
+	app := h.byID.ByID(appID)
+	if app == nil {
+		return
+	}
+	as := h.state(app)
+	type item struct {
+		name        string
+		subs, count int
+		ids         [][]byte
+	}
+	var items []item
+	add := func(ch *Channel) {
+		if ch == nil || ch.subs == 0 {
+			return
+		}
+		it := item{name: ch.name, subs: ch.subs, count: len(ch.members)}
+		if users {
+			for _, m := range ch.orderedMembers(nil) {
+				it.ids = append(it.ids, m.IDJSON)
+			}
+		}
+		items = append(items, it)
+	}
+	if !prefix {
+		sh := as.shard(name)
+		sh.mu.Lock()
+		add(sh.chans[name])
+		sh.mu.Unlock()
+	} else {
+		for i := range as.shards {
+			sh := &as.shards[i]
+			sh.mu.Lock()
+			for n, ch := range sh.chans {
+				if strings.HasPrefix(n, name) {
+					add(ch)
+				}
+			}
+			sh.mu.Unlock()
+		}
+	}
+	for _, it := range items {
+		visit(it.name, it.subs, it.count, it.ids)
+	}
 }
 
 // Terminate implements pusher.Backend: every loop closes its sockets of the

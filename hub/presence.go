@@ -136,11 +136,14 @@ func (h *Hub) PresenceRemote(appID, channel string, rm RemoteMember, on bool) {
 }
 
 // PresenceSnapshot replaces what the other nodes report on a presence
-// channel with ms, their complete reports at one point of the broker's
-// stream (reports received before it are included, later ones follow it).
+// channel with ms, their reports at one point of the broker's stream
+// (reports received before it are included, later ones follow it). The
+// lists of the nodes in sure are complete: a user of theirs missing from ms
+// is gone. Of other nodes, ms may lack users (their state in Redis was
+// lost and not yet written back): what this node knows of them is kept.
 // Sockets see member_added and member_removed for the differences.
 // Subscriptions waiting for the channel are acknowledged. Any goroutine.
-func (h *Hub) PresenceSnapshot(appID, channel string, ms []RemoteMember) {
+func (h *Hub) PresenceSnapshot(appID, channel string, ms []RemoteMember, sure []string) {
 	ch, sh := h.presenceChannel(appID, channel)
 	if ch == nil {
 		return
@@ -157,7 +160,7 @@ func (h *Hub) PresenceSnapshot(appID, channel string, ms []RemoteMember) {
 			continue
 		}
 		if len(m.nodes) > 0 {
-			m.nodes = nil
+			m.nodes = slices.DeleteFunc(m.nodes, func(n string) bool { return slices.Contains(sure, n) })
 			if !m.present() {
 				h.memberRemoved(ch, key, m, 0)
 			}
@@ -175,6 +178,11 @@ func (h *Hub) PresenceSnapshot(appID, channel string, ms []RemoteMember) {
 			m = ch.newMember(rm.Key, rm.ID, rm.Info)
 		}
 		was := m.present()
+		for _, n := range m.nodes {
+			if !slices.Contains(ns, n) && !slices.Contains(sure, n) {
+				ns = append(ns, n) // not known to be gone
+			}
+		}
 		m.nodes = ns
 		if !was {
 			h.memberAdded(ch, m, nil, 0)

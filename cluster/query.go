@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/goreverb/reverb/hub"
+)
+
+// Channel queries across nodes (hub.Directory).
+//
+// GET /channels, /channels/{c} and /channels/{c}/users need the other
+// nodes' subscriber counts. A node asks with a query envelope on the
+// control channel; every other node answers on the asker's reply channel
+// with its own view, and the asker merges what arrives until every node it
+// currently hears (the stats peers) answered, or queryWait passed. Nothing
+// is stored in Redis for this, so there is nothing to clean up when a node
+// dies: it simply stops answering, and stops being waited for once its
+// heartbeats expire.
+//
+//	{"v":1,"type":"query","node":"<id>","id":<n>,"app":"<app_id>","name":"<channel or prefix>","prefix":<bool>,"users":<bool>}
+//	{"v":1,"type":"answer","node":"<id>","id":<n>,"channels":[["<name>",<subs>,<user_count>,[<user_id>,...]],...]}
+
+// queryWait bounds how long a query waits for answers.
+const queryWait = time.Second
+
+// query is one question in flight.
+type query struct {
+	mu     sync.Mutex
+	expect int
+	from   map[string]bool
+	views  map[string]*hub.ChannelView
+	seen   map[string]map[string]bool // channel → user ids already listed
+	done   chan struct{}
+}
+
+// queries is the table of questions in flight, by id.
+type queries struct {
+	mu   sync.Mutex
+	seq  uint64
+	byID map[uint64]*query
+}
+
+// RemoteChannels implements hub.Directory. It blocks for at most
+// queryWait (capped by Config.Timeout); with no other node heard from it
+// returns at once. Any goroutine.
+func (b *Broker) RemoteChannels(appID, name string, prefix, users bool) []hub.ChannelView {
+	expect := b.peers.live()
+	if expect == 0 {
+		return nil
+	}
+	q := &query{
+		expect: expect,
+		from:   make(map[string]bool),
+		views:  make(map[string]*hub.ChannelView),
+		seen:   make(map[string]map[string]bool),
+		done:   make(chan struct{}),
+	}
+	b.qs.mu.Lock()
+	b.qs.seq++
+	id := b.qs.seq
+	b.qs.byID[id] = q
+	b.qs.mu.Unlock()
+	defer func() {
+		b.qs.mu.Lock()
+		delete(b.qs.byID, id)
+		b.qs.mu.Unlock()
+	}()
+
+	bp := b.getBuf()
+	*bp = appendQuery((*bp)[:0], b.node, id, appID, name, prefix, users)
+	b.enqueue(outMsg{buf: bp})
+	t := time.NewTimer(min(queryWait, b.cfg.Timeout))
+	defer t.Stop()
+	select {
+	case <-q.done:
+	case <-t.C:
+	case <-b.quit:
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]hub.ChannelView, 0, len(q.views))
+	for _, v := range q.views {
+		out = append(out, *v)
+	}
+	return out
+}
+
+// answer applies one node's answer (receiver goroutine).
+func (b *Broker) answer(e *envelope) {
+	b.qs.mu.Lock()
+	q := b.qs.byID[e.qid]
+	b.qs.mu.Unlock()
+	if q == nil {
+		return // too late
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.from[string(e.node)] {
+		return
+	}
+	q.from[string(e.node)] = true
+	for _, c := range e.chans {
+		v := q.views[string(c.name)]
+		if v == nil {
+			v = &hub.ChannelView{Name: string(c.name)}
+			q.views[v.Name] = v
+			q.seen[v.Name] = make(map[string]bool)
+		}
+		v.Subs += c.subs
+		v.UserCount = max(v.UserCount, c.count)
+		for _, id := range c.ids {
+			if !q.seen[v.Name][string(id)] {
+				q.seen[v.Name][string(id)] = true
+				v.Users = append(v.Users, append([]byte(nil), id...))
+			}
+		}
+	}
+	if len(q.from) == q.expect {
+		close(q.done)
+	}
+}
+
+// reply answers another node's query from the hub (receiver goroutine).
+func (b *Broker) reply(h *hub.Hub, e *envelope) {
+	bp := b.getBuf()
+	buf := append((*bp)[:0], `{"v":1,"type":"answer","node":`...)
+	buf = appendString(buf, b.node)
+	buf = append(buf, `,"id":`...)
+	buf = strconv.AppendUint(buf, e.qid, 10)
+	buf = append(buf, `,"channels":[`...)
+	first := true
+	h.LocalChannels(string(e.app), string(e.channel), e.prefix, e.users, func(name string, subs, count int, ids [][]byte) {
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(buf, '[')
+		buf = appendString(buf, name)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, int64(subs), 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, int64(count), 10)
+		buf = append(buf, ",["...)
+		for i, id := range ids {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, id...)
+		}
+		buf = append(buf, "]]"...)
+	})
+	*bp = append(buf, "]}"...)
+	b.enqueue(outMsg{buf: bp, to: b.cfg.Channel + "#node#" + string(e.node)})
+}
+
+// appendQuery appends a query envelope.
+func appendQuery(dst []byte, node string, id uint64, app, name string, prefix, users bool) []byte {
+	dst = append(dst, `{"v":1,"type":"query","node":`...)
+	dst = appendString(dst, node)
+	dst = append(dst, `,"id":`...)
+	dst = strconv.AppendUint(dst, id, 10)
+	dst = append(dst, `,"app":`...)
+	dst = appendString(dst, app)
+	dst = append(dst, `,"name":`...)
+	dst = appendString(dst, name)
+	dst = append(dst, `,"prefix":`...)
+	dst = strconv.AppendBool(dst, prefix)
+	dst = append(dst, `,"users":`...)
+	dst = strconv.AppendBool(dst, users)
+	return append(dst, '}')
+}
+
+// live counts the nodes heard from recently. Any goroutine.
+func (p *peers) live() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.nodes)
+}
