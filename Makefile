@@ -30,6 +30,7 @@ fuzz:
 	$(GO) test ./wsproto -run='^$$' -fuzz=FuzzReader -fuzztime=20s
 	$(GO) test ./wsproto -run='^$$' -fuzz=FuzzParseRequest -fuzztime=20s
 	$(GO) test ./pusher -run='^$$' -fuzz=FuzzDecode -fuzztime=20s
+	$(GO) test ./cluster -run='^$$' -fuzz=FuzzDecode -fuzztime=20s
 
 # Short load run (< 2 min): connect + fanout against this server and the
 # bare write(2) reference server, printed side by side (bench/run-short.sh).

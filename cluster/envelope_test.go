@@ -88,6 +88,18 @@ func TestDecodeRejectsForeignInput(t *testing.T) {
 		`{"v":1,"type":"message","node":"n","app":"a","payload":{}}`,
 		`{"v":1,"type":"terminate","node":"n","app":"a"}`,
 		`{"v":1,"type":"message","node":"n","app":"a","channel":"c","payload":{}`,
+		`{"v":1,"type":"query","node":"n","app":"a","name":"c"}`,
+		`{"v":1,"type":"query","node":"n","id":-1,"app":"a","name":"c"}`,
+		`{"v":1,"type":"answer","node":"n","id":1}`,
+		`{"v":1,"type":"answer","node":"n","id":1,"channels":[["c",1,0]]}`,
+		`{"v":1,"type":"answer","node":"n","id":1,"channels":[["c","1",0,[]]]}`,
+		`{"v":1,"type":"presence","node":"n","app":"a","channel":"c"}`,
+		`{"v":1,"type":"presence","node":"n","app":"a","channel":"c","user":"u","m":["u"]}`,
+		`{"v":1,"type":"snapshot","node":"n","app":"a","channel":"c"}`,
+		`{"v":1,"type":"snapshot","node":"n","app":"a","channel":"c","members":[["n","u","u"]]}`,
+		`{"v":1,"type":"snapshot","node":"n","app":"a","channel":"c","members":[[1,"u","u",null]]}`,
+		`{"v":1,"type":"snapshot","node":"n","app":"a","channel":"c","members":[],"nodes":[1]}`,
+		`{"v":1,"type":"cached","node":"n","app":"a","channel":"c","payload":"x"}`,
 	} {
 		var d decoder
 		var e envelope
@@ -97,11 +109,46 @@ func TestDecodeRejectsForeignInput(t *testing.T) {
 	}
 }
 
+// TestStateEnvelopes decodes what the presence, sync and query paths write.
+func TestStateEnvelopes(t *testing.T) {
+	var d decoder
+	var e envelope
+	msg := appendPresence(nil, "n", "1001", "presence-r", "u\n1", []byte(`"u\n1",{"name":"Ann"}`))
+	if err := d.decode(string(msg), &e); err != nil || e.kind != kindPresence || !e.on || string(e.user) != "u\n1" ||
+		string(e.id) != `"u\n1"` || string(e.info) != `{"name":"Ann"}` {
+		t.Fatalf("presence %s decoded to %+v, %v", msg, e, err)
+	}
+	msg = appendPresence(nil, "n", "1001", "presence-r", "u", nil)
+	if err := d.decode(string(msg), &e); err != nil || e.kind != kindPresence || e.on {
+		t.Fatalf("presence off %s decoded to %+v, %v", msg, e, err)
+	}
+	in := `{"v":1,"type":"snapshot","app":"a","channel":"c","node":"n","nodes":["m"],"members":[["m","u1",7,null],["k","u\u00e9","u\u00e9",{"x":[1]}]]}`
+	if err := d.decode(in, &e); err != nil || e.kind != kindSnapshot || len(e.members) != 2 || len(e.sure) != 1 ||
+		string(e.members[0].node) != "m" || string(e.members[0].id) != "7" || string(e.members[0].info) != "null" ||
+		string(e.members[1].user) != "u\u00e9" && string(e.members[1].user) != "ué" || string(e.members[1].info) != `{"x":[1]}` {
+		t.Fatalf("snapshot decoded to %+v, %v", e, err)
+	}
+	msg = appendQuery(nil, "n", 42, "1001", "presence-", true, false)
+	if err := d.decode(string(msg), &e); err != nil || e.kind != kindQuery || e.qid != 42 || !e.prefix || e.users || string(e.channel) != "presence-" {
+		t.Fatalf("query %s decoded to %+v, %v", msg, e, err)
+	}
+	in = `{"v":1,"type":"answer","node":"n","id":42,"channels":[["c",2,1,["u",3]]]}`
+	if err := d.decode(in, &e); err != nil || e.kind != kindAnswer || len(e.chans) != 1 || e.chans[0].subs != 2 ||
+		e.chans[0].count != 1 || len(e.chans[0].ids) != 2 || string(e.chans[0].ids[1]) != "3" {
+		t.Fatalf("answer decoded to %+v, %v", e, err)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	f.Add(string(appendMessage(nil, "n", "1001", "news", "1.2", []byte(`{"event":"e","data":"x"}`))))
 	f.Add(string(appendTerminate(nil, "n", "1001", "u")))
 	f.Add(string(appendRestart(nil, "n")))
 	f.Add(`{"type":"message","application":"O:1:\"x\"","payload":{}}`)
+	f.Add(string(appendPresence(nil, "n", "1001", "presence-r", "u", []byte(`"u",{"a":1}`))))
+	f.Add(`{"v":1,"type":"snapshot","app":"a","channel":"c","node":"n","nodes":["m"],"members":[["m","u","u",null]]}`)
+	f.Add(`{"v":1,"type":"cached","app":"a","channel":"c","node":"n","payload":{"event":"e"}}`)
+	f.Add(string(appendQuery(nil, "n", 7, "1001", "presence-", true, true)))
+	f.Add(`{"v":1,"type":"answer","node":"n","id":7,"channels":[["c",2,1,["u"]]]}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		var d decoder
 		var e envelope
