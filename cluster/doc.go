@@ -7,10 +7,16 @@
 //
 //   - C is the control channel. Every node SUBSCRIBEs it; terminate and
 //     restart commands and the stats heartbeats travel there.
-//   - C#<app_id>#<channel> carries the events of one Pusher channel. A node
-//     SUBSCRIBEs it only while it has local subscribers of that channel
+//   - C#<app_id>#<channel> carries the events of one Pusher channel, and
+//     the presence changes of presence channels. A node SUBSCRIBEs it only
+//     while it has local subscribers of that channel
 //     (hub.Broker.Interest), so a node receives only what its own sockets
 //     need. Publishes always go to it; a PUBLISH nobody listens to is free.
+//   - C#node#<node> is one node's reply channel: presence snapshots, cached
+//     events and answers to its channel queries arrive there.
+//
+// Keys: presence hashes, cached events and alive keys (state.go). Channel
+// queries store nothing (query.go).
 //
 // Every message is a JSON envelope with a version, the sender's node id and
 // the app id, never a secret (see envelope.go). Anything else on these
@@ -38,10 +44,20 @@
 //   - manager: applies Interest changes as SUBSCRIBE/UNSUBSCRIBE, pings the
 //     pub/sub connection and replaces it when it stops answering.
 //   - stats: publishes this node's counts once a second on a connection of
-//     its own (a heartbeat is never queued behind messages nor sent late)
-//     and expires silent nodes.
+//     its own (a heartbeat is never queued behind messages nor sent late),
+//     refreshes the alive key and expires silent nodes (their presence
+//     members are dropped: hub.Hub.PresenceNodeGone).
+//   - state: runs presence and cache scripts in order on a connection of
+//     its own, retrying a failed batch (every operation sets a state, so a
+//     repeat is harmless).
 //
-// Publish, Terminate and Interest never block and never do I/O: they encode
+// A SUBSCRIBE confirmation makes a plain channel ready at once
+// (hub.Hub.InterestReady); presence and cache channels are ready when
+// their snapshot or cached event arrives on the reply channel.
+// RemoteChannels (hub.Directory) is the only method that blocks: up to 1 s,
+// waiting for answers.
+//
+// Publish, Terminate, Interest and Presence never block and never do I/O: they encode
 // or record and return. Lock order: Broker.mu (interest changes) is a leaf;
 // it is taken while the hub holds a shard mutex and never the other way.
 // The peers table's mutex is taken by the receiver and stats goroutines
