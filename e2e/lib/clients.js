@@ -3,6 +3,7 @@
 // that counts connection attempts, and polling waits.
 
 import net from 'node:net';
+import { beforeEach } from 'node:test';
 import Pusher from 'pusher-js';
 import Echo from 'laravel-echo';
 
@@ -101,6 +102,17 @@ export function errorCode(e) {
   return undefined;
 }
 
+// slot is where the next client of the running test goes: in a cluster
+// (server.ports has several nodes) a test's clients connect round-robin,
+// the first to node 0, the second to node 1, the third to node 2, and so
+// on, while the SDK calls go to server.apiPort (the last node). It restarts
+// at 0 for every test, so where a test's clients land does not depend on
+// which other tests ran before it (--test-name-pattern).
+let slot = 0;
+beforeEach(() => {
+  slot = 0;
+});
+
 // Harness creates clients for one server (+ auth server) and disconnects
 // them all in cleanup().
 export class Harness {
@@ -109,6 +121,14 @@ export class Harness {
     this.auth = auth;
     this.clients = [];
     this.proxies = [];
+  }
+
+  // nextPort is the port of the node the next client should use (always
+  // server.port on a single node). A client given an explicit port (say a
+  // proxy's) takes no turn; the proxy took it.
+  nextPort() {
+    const ports = this.server.ports ?? [this.server.port];
+    return ports[slot++ % ports.length];
   }
 
   headers(user = {}) {
@@ -120,14 +140,14 @@ export class Harness {
   // pusher returns a pusher-js client configured like a Laravel front end
   // (ws only, no TLS, auth endpoints on the auth server). opts: user
   // {id,name,mode}, key (default the server's first app), port (e.g. a
-  // proxy), options (extra pusher-js options).
+  // proxy; default nextPort()), options (extra pusher-js options).
   pusher(opts = {}) {
     const headers = this.headers(opts.user);
     const authBase = this.auth ? this.auth.url : 'http://127.0.0.1:1';
     const p = new Pusher(opts.key ?? this.server.app.key, {
       cluster: '',
       wsHost: '127.0.0.1',
-      wsPort: opts.port ?? this.server.port,
+      wsPort: opts.port ?? this.nextPort(),
       forceTLS: false,
       enabledTransports: ['ws'],
       disableStats: true,
@@ -148,7 +168,7 @@ export class Harness {
       broadcaster: 'reverb',
       key: opts.key ?? this.server.app.key,
       wsHost: '127.0.0.1',
-      wsPort: opts.port ?? this.server.port,
+      wsPort: opts.port ?? this.nextPort(),
       forceTLS: false,
       enabledTransports: ['ws'],
       authEndpoint: `${this.auth.url}/broadcasting/auth`,
@@ -161,8 +181,10 @@ export class Harness {
     return echo;
   }
 
+  // proxy returns a countingProxy to the node the next client would use;
+  // the client then connects with { port: proxy.port }.
   async proxy(opts) {
-    const proxy = await countingProxy(this.server.port, opts);
+    const proxy = await countingProxy(this.nextPort(), opts);
     this.proxies.push(proxy);
     return proxy;
   }

@@ -1,25 +1,91 @@
 // `npm test`: builds the server once (unless REVERB_BIN is set) and runs
-// every test file under node --test with that binary. Extra arguments are
-// passed to node --test (e.g. `npm test -- --test-name-pattern=cache`).
+// every test file under node --test with that binary, against one server
+// process and/or against a three-node cluster scaled over a redis-server
+// (see lib/server.js startCluster). Extra arguments are passed to node
+// --test (e.g. `npm test -- --test-name-pattern=cache`).
 // --test-force-exit: after a server-initiated close, pusher-js's bundled
 // faye-websocket keeps a 30 s close timer alive; it must not stall the run.
+//
+// E2E_CLUSTER chooses the runs:
+//   unset  the single-node run, then the cluster run if CLUSTER_BY_DEFAULT
+//   0      the single-node run only
+//   1      the cluster run only
+//   both   both runs
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { binary } from './server.js';
 
+// CLUSTER_BY_DEFAULT is off while the cluster run has known failures:
+// presence membership, channel counts and cache channels are not yet
+// cluster-wide in the server (README.md, "Scaling over Redis"); see
+// e2e/README.md for the list. Turn it on once `E2E_CLUSTER=1 npm test`
+// passes.
+const CLUSTER_BY_DEFAULT = false;
+
+// CLUSTER_SKIP: test files the cluster run leaves out, with the reason
+// printed. Keep it minimal: only files whose subject is one process, not
+// what clients see of the server. Everything else runs on the cluster,
+// failures included.
+const CLUSTER_SKIP = {
+  // The test stops one `reverb start` with SIGTERM and starts a new process
+  // on the same port behind a proxy: it is about one process's lifecycle
+  // (close 4200, reconnect to the new process), not about cluster delivery.
+  'restart.test.js': 'stops one server process and restarts it on the same port (a single-process lifecycle)',
+  // max_connections in a cluster is a cluster-wide total that each node
+  // learns from the others' once-a-second reports (README.md, "Scaling over
+  // Redis"), so an immediate 4004 for a second client on another node, and
+  // an immediately reusable slot, hold for one process only.
+  'quota.test.js': 'max_connections is exact only within one process; across nodes the count trails by about 1 s by design',
+};
+
 const testDir = path.resolve(import.meta.dirname, '..', 'test');
-const files = fs
+const allFiles = fs
   .readdirSync(testDir)
   .filter((f) => f.endsWith('.test.js'))
-  .sort()
-  .map((f) => path.join(testDir, f));
+  .sort();
+
+const mode = process.env.E2E_CLUSTER;
+const runs = [];
+if (mode !== '1') runs.push('single');
+if (mode === '1' || mode === 'both' || (mode === undefined && CLUSTER_BY_DEFAULT)) runs.push('cluster');
+
+function redisAvailable() {
+  const bin = process.env.REDIS_SERVER_BIN || 'redis-server';
+  const res = spawnSync(bin, ['--version'], { stdio: 'ignore' });
+  return !res.error && res.status === 0;
+}
 
 const bin = binary();
-const res = spawnSync(
-  process.execPath,
-  ['--test', '--test-concurrency=2', '--test-force-exit', ...process.argv.slice(2), ...files],
-  { stdio: 'inherit', env: { ...process.env, REVERB_BIN: bin } },
-);
-process.exitCode = res.status ?? 1;
+const results = [];
+for (const run of runs) {
+  const cluster = run === 'cluster';
+  const files = allFiles.filter((f) => !(cluster && CLUSTER_SKIP[f]));
+  console.log(
+    cluster
+      ? '\n=== cluster run: 1 redis-server + 3 nodes per test file (E2E_CLUSTER=1) ==='
+      : '\n=== single-node run: 1 server process per test file ===',
+  );
+  if (cluster) {
+    for (const [f, why] of Object.entries(CLUSTER_SKIP)) console.log(`skipped in the cluster run: ${f}: ${why}`);
+    if (!redisAvailable()) {
+      console.log('redis-server is not installed (apt-get install redis-server, or set REDIS_SERVER_BIN)');
+      results.push({ run, status: 1, seconds: 0 });
+      continue;
+    }
+  }
+  const start = Date.now();
+  const res = spawnSync(
+    process.execPath,
+    ['--test', '--test-concurrency=2', '--test-force-exit', ...process.argv.slice(2), ...files.map((f) => path.join(testDir, f))],
+    { stdio: 'inherit', env: { ...process.env, REVERB_BIN: bin, E2E_CLUSTER: cluster ? '1' : '0' } },
+  );
+  results.push({ run, status: res.status ?? 1, seconds: (Date.now() - start) / 1000 });
+}
+
+console.log('');
+for (const r of results) {
+  console.log(`${r.run === 'cluster' ? 'cluster run    ' : 'single-node run'}: ${r.status === 0 ? 'passed' : 'FAILED'} in ${r.seconds.toFixed(1)} s`);
+}
+process.exitCode = results.every((r) => r.status === 0) ? 0 : 1;

@@ -1,5 +1,6 @@
-// Starts the Go server under test as a child process: one binary per test
-// process (or the one in REVERB_BIN), one free loopback port per server.
+// Starts the Go server under test as child processes: one binary per test
+// process (or the one in REVERB_BIN), one free loopback port per server;
+// in cluster mode (E2E_CLUSTER=1) a redis-server and three scaled nodes.
 
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,12 +20,12 @@ export function binary() {
   if (builtBin) return builtBin;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-e2e-bin-'));
   const out = path.join(dir, 'reverb');
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   execFileSync('go', ['build', '-o', out, './cmd/reverb'], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   builtBin = out;
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return out;
 }
 
@@ -76,11 +77,31 @@ export function appConfig(overrides) {
   };
 }
 
-// startServer spawns `reverb start` and resolves once GET /up answers
+// CLUSTER is true for the cluster run (E2E_CLUSTER=1, set by lib/run.js):
+// startServer then starts a redis-server and CLUSTER_NODES scaled nodes
+// instead of one process.
+export const CLUSTER = process.env.E2E_CLUSTER === '1';
+export const CLUSTER_NODES = 3;
+
+// startServer starts what a test file talks to: one `reverb start` process,
+// or in cluster mode one redis-server plus three nodes scaled over it, with
+// the same options. Both answer the same shape:
+//   port, url   where clients connect by default (node 0 in a cluster)
+//   ports       every node's port; the Harness spreads clients over them
+//   apiPort     where SDK/HTTP API calls go (the last node in a cluster)
+//   app, apps, logs(), stop(), nodes, cluster
+// opts.port (reuse a port: restart tests) always means one process.
+export async function startServer(opts = {}) {
+  if (CLUSTER && opts.port === undefined) return startCluster(opts);
+  return startNode(opts);
+}
+
+// startNode spawns `reverb start` and resolves once GET /up answers
 // {"health":"OK"}. opts.apps (array of app objects) writes a JSON config
 // file; opts.env sets REVERB_APP_ID/KEY/SECRET (defaults: first app or the
-// built-in e2e app); opts.port reuses a port (restart tests).
-export async function startServer(opts = {}) {
+// built-in e2e app); opts.port reuses a port (restart tests); opts.redisPort
+// turns scaling on against that Redis.
+export async function startNode(opts = {}) {
   const bin = binary();
   const port = opts.port ?? (await freePort());
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-e2e-run-'));
@@ -92,40 +113,34 @@ export async function startServer(opts = {}) {
     args.push('--config', file);
   }
   const envApp = opts.env || (apps ? apps[0] : appConfig({}));
-  // Only our three REVERB_* variables: a developer's own REVERB_* settings
-  // must not change what the suite tests. cwd is an empty dir so no .env
-  // file from the repo is picked up either.
+  // Only our own REVERB_* and REDIS_* variables: a developer's settings
+  // (say REDIS_URL or REVERB_SCALING_CHANNEL) must not change what the
+  // suite tests. cwd is an empty dir so no .env file from the repo is
+  // picked up either, and the state dir is private: a `reverb restart`
+  // elsewhere on this machine must not stop the servers under test.
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('REVERB_')) env[k] = v;
+    if (!k.startsWith('REVERB_') && !k.startsWith('REDIS_')) env[k] = v;
   }
   env.REVERB_APP_ID = envApp.app_id;
   env.REVERB_APP_KEY = envApp.key;
   env.REVERB_APP_SECRET = envApp.secret;
+  env.REVERB_STATE_DIR = path.join(tmp, 'state');
+  if (opts.redisPort) {
+    env.REVERB_SCALING_ENABLED = 'true';
+    env.REDIS_HOST = '127.0.0.1';
+    env.REDIS_PORT = String(opts.redisPort);
+  }
 
   const child = spawn(bin, args, { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const keep = (chunk) => {
-    log += chunk.toString();
-    if (log.length > 200000) log = log.slice(-100000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  let exited = null;
-  const exitPromise = new Promise((resolve) => {
-    child.on('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
-    });
-  });
-
+  const proc = watch(child);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15000;
   let lastErr = null;
   for (;;) {
-    if (exited) {
+    if (proc.exited) {
       fs.rmSync(tmp, { recursive: true, force: true });
-      throw new Error(`reverb exited early (${JSON.stringify(exited)}): ${args.join(' ')}\n${log}`);
+      throw new Error(`reverb exited early (${JSON.stringify(proc.exited)}): ${args.join(' ')}\n${proc.log()}`);
     }
     try {
       const { status, body } = await getOnce(`${url}/up`);
@@ -135,18 +150,68 @@ export async function startServer(opts = {}) {
       lastErr = err;
     }
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
+      await proc.stop();
       fs.rmSync(tmp, { recursive: true, force: true });
-      throw new Error(`reverb did not become healthy: ${lastErr}\n${log}`);
+      throw new Error(`reverb did not become healthy: ${lastErr}\n${proc.log()}`);
     }
     await sleep(100);
   }
 
   // stop resolves with how the process ended: {code, signal, killed}
   // (killed = it ignored SIGTERM for 3 s).
-  let killed = false;
   async function stop() {
-    if (!exited) {
+    const exit = await proc.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    return exit;
+  }
+
+  return {
+    port,
+    url,
+    ports: [port],
+    apiPort: port,
+    pid: child.pid,
+    apps: apps || [envApp],
+    app: envApp,
+    logs: proc.log,
+    stop,
+    cluster: false,
+  };
+}
+
+// watch keeps the tail of a child's output and gives it a stop(): SIGTERM
+// to its PID, SIGKILL after 3 s. If the test process exits without calling
+// stop (a crash, --test-force-exit), the child is SIGKILLed by PID so no
+// server or redis-server outlives the run.
+function watch(child) {
+  let log = '';
+  const keep = (chunk) => {
+    log += chunk.toString();
+    if (log.length > 200000) log = log.slice(-100000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const proc = { exited: null, log: () => log };
+  const reaper = () => {
+    if (!proc.exited) child.kill('SIGKILL');
+  };
+  process.on('exit', reaper);
+  const exitPromise = new Promise((resolve) => {
+    const ended = (how) => {
+      if (proc.exited) return;
+      proc.exited = how;
+      process.off('exit', reaper);
+      resolve(how);
+    };
+    child.on('exit', (code, signal) => ended({ code, signal }));
+    // A binary that cannot be run never gets a PID and may never 'exit'.
+    child.on('error', (err) => {
+      if (child.pid === undefined) ended({ code: null, signal: null, error: err.code });
+    });
+  });
+  let killed = false;
+  proc.stop = async () => {
+    if (!proc.exited) {
       child.kill('SIGTERM');
       let timer;
       const timeout = new Promise((r) => (timer = setTimeout(() => r('timeout'), 3000)));
@@ -155,12 +220,168 @@ export async function startServer(opts = {}) {
       if (first === 'timeout') {
         killed = true;
         child.kill('SIGKILL');
-        await exitPromise;
       }
     }
-    fs.rmSync(tmp, { recursive: true, force: true });
-    return { ...exited, killed };
-  }
+    await exitPromise;
+    return { ...proc.exited, killed };
+  };
+  return proc;
+}
 
-  return { port, url, pid: child.pid, apps: apps || [envApp], app: envApp, logs: () => log, stop };
+// redisCall sends one command to a Redis on a loopback port and resolves
+// with its decoded reply (strings, integers, arrays; an error reply
+// rejects). Enough RESP for PING and PUBSUB NUMSUB; no client library.
+export function redisCall(port, ...args) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    const done = (err, v) => {
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(v);
+    };
+    sock.setTimeout(2000, () => done(new Error('redis: timeout')));
+    sock.on('error', (err) => done(err));
+    sock.on('connect', () => {
+      sock.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join(''));
+    });
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk) => {
+      buf += chunk;
+      const r = parseReply(buf, 0);
+      if (r === null) return;
+      if (r.value instanceof Error) done(r.value);
+      else done(null, r.value);
+    });
+  });
+}
+
+// parseReply decodes the RESP reply at buf[i], or returns null if it is not
+// complete yet. Lengths are in bytes; the replies used here are ASCII.
+function parseReply(buf, i) {
+  const eol = buf.indexOf('\r\n', i);
+  if (eol < 0) return null;
+  const type = buf[i];
+  const line = buf.slice(i + 1, eol);
+  const next = eol + 2;
+  if (type === '+') return { value: line, end: next };
+  if (type === '-') return { value: new Error(`redis: ${line}`), end: next };
+  if (type === ':') return { value: Number(line), end: next };
+  if (type === '$') {
+    const n = Number(line);
+    if (n < 0) return { value: null, end: next };
+    if (buf.length < next + n + 2) return null;
+    return { value: buf.slice(next, next + n), end: next + n + 2 };
+  }
+  if (type === '*') {
+    const items = [];
+    let at = next;
+    for (let k = 0; k < Number(line); k++) {
+      const r = parseReply(buf, at);
+      if (r === null) return null;
+      items.push(r.value);
+      at = r.end;
+    }
+    return { value: items, end: at };
+  }
+  return { value: new Error(`redis: unexpected reply ${JSON.stringify(buf)}`), end: buf.length };
+}
+
+// startRedis runs `redis-server` (REDIS_SERVER_BIN overrides the path) on a
+// free loopback port without persistence and resolves once it answers
+// PING. A port taken between freePort and the bind is retried.
+export async function startRedis() {
+  const bin = process.env.REDIS_SERVER_BIN || 'redis-server';
+  let lastErr = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-e2e-redis-'));
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp];
+    const child = spawn(bin, args, { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = watch(child);
+    const deadline = Date.now() + 10000;
+    let ready = false;
+    while (Date.now() < deadline) {
+      await sleep(20);
+      if (proc.exited?.error) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw new Error(`cannot run ${bin} (${proc.exited.error}): install redis-server (apt-get install redis-server) or set REDIS_SERVER_BIN`);
+      }
+      if (proc.exited) break;
+      try {
+        if ((await redisCall(port, 'PING')) === 'PONG') {
+          ready = true;
+          break;
+        }
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    if (ready) {
+      const stop = async () => {
+        const exit = await proc.stop();
+        fs.rmSync(tmp, { recursive: true, force: true });
+        return exit;
+      };
+      return { port, pid: child.pid, logs: proc.log, stop };
+    }
+    await proc.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    lastErr = new Error(`redis-server on port ${port} did not answer PING (${JSON.stringify(proc.exited)}): ${lastErr}\n${proc.log()}`);
+  }
+  throw lastErr;
+}
+
+// startCluster starts one redis-server and CLUSTER_NODES `reverb start`
+// processes with the same apps and scaling enabled against it, and resolves
+// once every node answers /up and every node's broker has subscribed the
+// control channel (PUBSUB NUMSUB "reverb"), i.e. the cluster is formed.
+// Its stop() stops every node and then Redis, each by PID.
+export async function startCluster(opts = {}) {
+  const redis = await startRedis();
+  const started = await Promise.allSettled(
+    Array.from({ length: CLUSTER_NODES }, () => startNode({ ...opts, redisPort: redis.port })),
+  );
+  const nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  const stop = async () => {
+    const exits = await Promise.all(nodes.map((n) => n.stop()));
+    await redis.stop();
+    return exits;
+  };
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  const logs = () =>
+    [...nodes.map((n, i) => `--- node ${i} (port ${n.port})\n${n.logs()}`), `--- redis-server\n${redis.logs()}`].join('\n');
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    let subscribers = 0;
+    try {
+      const reply = await redisCall(redis.port, 'PUBSUB', 'NUMSUB', 'reverb');
+      subscribers = reply[1];
+    } catch {}
+    if (subscribers >= CLUSTER_NODES) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`only ${subscribers} of ${CLUSTER_NODES} nodes subscribed the control channel\n${logs()}`);
+    }
+    await sleep(50);
+  }
+  const first = nodes[0];
+  return {
+    port: first.port,
+    url: first.url,
+    ports: nodes.map((n) => n.port),
+    apiPort: nodes[nodes.length - 1].port,
+    pid: first.pid,
+    apps: first.apps,
+    app: first.app,
+    logs,
+    stop,
+    nodes,
+    redis,
+    cluster: true,
+  };
 }

@@ -1,5 +1,7 @@
-// One server, its auth endpoint, a client harness and an SDK client per
-// test file: started before the file's tests, torn down after them.
+// One server (or in cluster mode one cluster), its auth endpoint, a client
+// harness and an SDK client per test file: started before the file's
+// tests, torn down after them. The SDK talks to server.apiPort: in a
+// cluster that is the last node, while each test's clients start at node 0.
 
 import { before, after } from 'node:test';
 import { startServer } from './server.js';
@@ -14,7 +16,7 @@ export function useStack(serverOpts, bind) {
     s.server = await startServer(serverOpts);
     s.auth = await startAuthServer(s.server.app, s.server.port);
     s.h = new Harness(s.server, s.auth);
-    s.api = sdk(s.server.app, s.server.port);
+    s.api = sdk(s.server.app, s.server.apiPort);
     bind(s);
   });
   after(async () => {

@@ -24,7 +24,7 @@ before(async () => {
   server = await startServer({ apps: [{ app_id: 'web-app', key: 'web-key', secret: 'web-secret' }] });
   auth = await startAuthServer(server.app, server.port);
   h = new Harness(server, auth);
-  api = sdk(server.app, server.port);
+  api = sdk(server.app, server.apiPort);
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-e2e-chromium-'));
   // A persistent context is how Playwright takes a fresh --user-data-dir.
   context = await chromium.launchPersistentContext(profile, {
@@ -58,7 +58,7 @@ test('Chromium + Echo: public event and presence members', { timeout: 40000 }, a
   const page = context.pages()[0] || (await context.newPage());
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
-  const q = new URLSearchParams({ key: server.app.key, wsPort: String(server.port), user: '42', name: 'Browser Bea' });
+  const q = new URLSearchParams({ key: server.app.key, wsPort: String(h.nextPort()), user: '42', name: 'Browser Bea' });
   await page.goto(`${auth.url}/page/index.html?${q}`);
 
   await page.waitForFunction(() => window.e2e.state === 'connected', null, { timeout: 10000 });

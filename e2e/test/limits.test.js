@@ -1,5 +1,6 @@
-// Per-app limits as pusher-js experiences them: connection quota, message
-// size, message rate (PROTOCOL.md §2.3, §2.6, §8.1, §8.3, §8.4).
+// Per-connection limits as pusher-js experiences them: message size and
+// message rate (PROTOCOL.md §2.6, §8.3, §8.4). The connection quota is in
+// quota.test.js.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,6 @@ let h;
 before(async () => {
   server = await startServer({
     apps: [
-      { app_id: 'quota-app', key: 'quota-key', secret: 'quota-secret', max_connections: 1 },
       { app_id: 'size-app', key: 'size-key', secret: 'size-secret', max_message_size: 300, accept_client_events_from: 'all' },
       {
         app_id: 'rate-app',
@@ -37,26 +37,6 @@ before(async () => {
 after(async () => {
   await h?.cleanup();
   await server?.stop();
-});
-
-test('max_connections: the next client gets 4004 and stays off; a freed slot is reusable', T, async () => {
-  const first = h.pusher({ key: 'quota-key' });
-  await connected(first);
-  const proxy = await h.proxy();
-  const second = h.pusher({ key: 'quota-key', port: proxy.port });
-  await until(() => second.rec.errors.some((e) => errorCode(e) === 4004), 'error 4004');
-  const err = second.rec.errors.find((e) => errorCode(e) === 4004);
-  assert.equal(err.error.data.message, 'Application is over connection quota');
-  await until(() => second.connection.state === 'disconnected', "state 'disconnected'");
-  await sleep(2500);
-  assert.equal(proxy.connections, 1, 'no reconnect after 4004');
-  assert.equal(first.connection.state, 'connected');
-
-  first.disconnect();
-  await until(() => first.connection.state === 'disconnected', 'first client gone');
-  const third = h.pusher({ key: 'quota-key' });
-  await connected(third, 8000);
-  assert.deepEqual(third.rec.errors, [], 'the freed slot is usable');
 });
 
 test('max_message_size: a message over the limit closes with 1009, pusher-js reconnects', T, async () => {
