@@ -172,6 +172,7 @@ type Broker struct {
 	sub    *redis.Client // pub/sub connection
 	stats  *redis.Client // stats heartbeat connection
 	statec *redis.Client // presence and cache state connection (state.go)
+	query  *redis.Client // channel queries, from HTTP API goroutines (query.go)
 
 	stateQ     chan stateMsg
 	stateState state
@@ -241,6 +242,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	subOpt, _ := cfg.redisOptions("sub")
 	statsOpt, _ := cfg.redisOptions("stats")
 	stateOpt, _ := cfg.redisOptions("state")
+	queryOpt, _ := cfg.redisOptions("query")
+	queryOpt.PoolSize = 4 // several API requests may ask at once
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -256,6 +259,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		sub:     redis.NewClient(subOpt),
 		stats:   redis.NewClient(statsOpt),
 		statec:  redis.NewClient(stateOpt),
+		query:   redis.NewClient(queryOpt),
 		stateQ:  make(chan stateMsg, stateQueueSize),
 		queue:   make(chan outMsg, cfg.QueueSize),
 		want:    make(map[chanKey]bool),
@@ -342,6 +346,7 @@ func (b *Broker) Close() {
 		_ = b.sub.Close()
 		_ = b.stats.Close()
 		_ = b.statec.Close()
+		_ = b.query.Close()
 	})
 }
 

@@ -103,6 +103,25 @@ func TestConnectionsCountEveryNode(t *testing.T) {
 	}
 }
 
+// waitHeartbeat waits until each node has received two more heartbeats
+// from the others: counts published after the last change arrived.
+func waitHeartbeat(t *testing.T, nodes ...*node) {
+	t.Helper()
+	before := make([]uint64, len(nodes))
+	for i, n := range nodes {
+		before[i] = n.b.Stats().Heartbeats
+	}
+	deadline := time.Now().Add(ioTimeout)
+	for i, n := range nodes {
+		for n.b.Stats().Heartbeats < before[i]+2*uint64(len(nodes)-1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s heard no heartbeats", n.name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 func TestMaxConnectionsAcrossNodes(t *testing.T) {
 	r := startRedis(t)
 	app := testApp()
@@ -116,7 +135,9 @@ func TestMaxConnectionsAcrossNodes(t *testing.T) {
 	b1 := b.connect("b1")
 	waitConnections(t, []*node{a, b}, 3, time.Now(), 2500*time.Millisecond)
 
-	// The limit holds on both nodes although neither has 3 sockets itself.
+	// The limit holds on both nodes although neither has 3 sockets itself,
+	// once the heartbeats (every second) told each about the other.
+	waitHeartbeat(t, a, b)
 	a.expectRejected("a-over", 4004)
 	b.expectRejected("b-over", 4004)
 	if got := a.connections(); got != 3 {
@@ -126,8 +147,10 @@ func TestMaxConnectionsAcrossNodes(t *testing.T) {
 	// B's socket leaving frees a slot on A.
 	b1.conn.Close()
 	waitConnections(t, []*node{a, b}, 2, time.Now(), 2500*time.Millisecond)
+	waitHeartbeat(t, a, b)
 	a.connect("a3")
 	waitConnections(t, []*node{a, b}, 3, time.Now(), 2500*time.Millisecond)
+	waitHeartbeat(t, a, b)
 	b.expectRejected("b-over-again", 4004)
 }
 

@@ -155,6 +155,7 @@ type envelope struct {
 	prefix  bool         // query: channel is a name prefix
 	users   bool         // query: member ids wanted
 	chans   []answerChan // answer
+	conns   int64        // answer: the app's sockets on that node
 	cached  bool         // cached: a payload is present
 }
 
@@ -369,6 +370,11 @@ func (d *decoder) decode(msg string, e *envelope) error {
 			return errFields
 		}
 		e.qid = id
+		if c := o.Get("conns"); c != nil {
+			if e.conns, err = c.Int64(); err != nil || e.conns < 0 {
+				return errFields
+			}
+		}
 		cv := o.Get("channels")
 		if cv == nil {
 			return errFields

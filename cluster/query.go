@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -10,17 +11,19 @@ import (
 
 // Channel queries across nodes (hub.Directory).
 //
-// GET /channels, /channels/{c} and /channels/{c}/users need the other
-// nodes' subscriber counts. A node asks with a query envelope on the
-// control channel; every other node answers on the asker's reply channel
-// with its own view, and the asker merges what arrives until every node it
-// currently hears (the stats peers) answered, or queryWait passed. Nothing
-// is stored in Redis for this, so there is nothing to clean up when a node
-// dies: it simply stops answering, and stops being waited for once its
-// heartbeats expire.
+// GET /channels, /channels/{c}, /channels/{c}/users and /connections need
+// the other nodes' counts. A node asks with a query envelope, PUBLISHed on
+// the control channel from the asking goroutine; PUBLISH's reply says how
+// many connections listen there, which is every node (this one included).
+// Every other node answers on the asker's reply channel with its own view,
+// and the asker merges what arrives until all of them answered, or
+// queryWait passed. Nothing is stored in Redis for this, so there is
+// nothing to clean up when a node dies: it simply stops answering.
+// (Anything else subscribed to the control channel, such as redis-cli,
+// makes every query wait the full queryWait.)
 //
 //	{"v":1,"type":"query","node":"<id>","id":<n>,"app":"<app_id>","name":"<channel or prefix>","prefix":<bool>,"users":<bool>}
-//	{"v":1,"type":"answer","node":"<id>","id":<n>,"channels":[["<name>",<subs>,<user_count>,[<user_id>,...]],...]}
+//	{"v":1,"type":"answer","node":"<id>","id":<n>,"conns":<sockets>,"channels":[["<name>",<subs>,<user_count>,[<user_id>,...]],...]}
 
 // queryWait bounds how long a query waits for answers.
 const queryWait = time.Second
@@ -30,6 +33,7 @@ type query struct {
 	mu     sync.Mutex
 	expect int
 	from   map[string]bool
+	conns  int64 // the app's sockets on the nodes that answered
 	views  map[string]*hub.ChannelView
 	seen   map[string]map[string]bool // channel → user ids already listed
 	done   chan struct{}
@@ -43,19 +47,52 @@ type queries struct {
 }
 
 // RemoteChannels implements hub.Directory. It blocks for at most
-// queryWait (capped by Config.Timeout); with no other node heard from it
-// returns at once. Any goroutine.
+// queryWait (capped by Config.Timeout). Any goroutine.
 func (b *Broker) RemoteChannels(appID, name string, prefix, users bool) []hub.ChannelView {
-	expect := b.peers.live()
-	if expect == 0 {
+	q := b.ask(appID, name, prefix, users)
+	if q == nil {
 		return nil
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]hub.ChannelView, 0, len(q.views))
+	for _, v := range q.views {
+		out = append(out, *v)
+	}
+	return out
+}
+
+// RemoteConnections implements hub.Directory: the app's established sockets
+// on the other nodes, as they answer now. A node that does not answer in
+// time counts with its last heartbeat. Any goroutine.
+func (b *Broker) RemoteConnections(appID string) int {
+	q := b.ask(appID, "", false, false)
+	var n int64
+	if q != nil {
+		q.mu.Lock()
+		n = q.conns
+		defer q.mu.Unlock()
+	}
+	p := &b.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for node, pe := range p.nodes {
+		if q == nil || !q.from[node] {
+			n += pe.counts[appID]
+		}
+	}
+	return int(n)
+}
+
+// ask publishes a query and waits for the answers; nil when Redis could not
+// take it or no other node listens.
+func (b *Broker) ask(appID, name string, prefix, users bool) *query {
+	wait := min(queryWait, b.cfg.Timeout)
 	q := &query{
-		expect: expect,
-		from:   make(map[string]bool),
-		views:  make(map[string]*hub.ChannelView),
-		seen:   make(map[string]map[string]bool),
-		done:   make(chan struct{}),
+		from:  make(map[string]bool),
+		views: make(map[string]*hub.ChannelView),
+		seen:  make(map[string]map[string]bool),
+		done:  make(chan struct{}),
 	}
 	b.qs.mu.Lock()
 	b.qs.seq++
@@ -68,23 +105,25 @@ func (b *Broker) RemoteChannels(appID, name string, prefix, users bool) []hub.Ch
 		b.qs.mu.Unlock()
 	}()
 
-	bp := b.getBuf()
-	*bp = appendQuery((*bp)[:0], b.node, id, appID, name, prefix, users)
-	b.enqueue(outMsg{buf: bp})
-	t := time.NewTimer(min(queryWait, b.cfg.Timeout))
-	defer t.Stop()
-	select {
-	case <-q.done:
-	case <-t.C:
-	case <-b.quit:
+	ctx, cancel := context.WithTimeout(b.ctx, wait)
+	defer cancel()
+	listeners, err := b.query.Publish(ctx, b.cfg.Channel, appendQuery(nil, b.node, id, appID, name, prefix, users)).Result()
+	if err != nil || listeners <= 1 {
+		return nil
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := make([]hub.ChannelView, 0, len(q.views))
-	for _, v := range q.views {
-		out = append(out, *v)
+	q.expect = int(listeners) - 1
+	if len(q.from) >= q.expect {
+		q.mu.Unlock()
+		return q
 	}
-	return out
+	q.mu.Unlock()
+	select {
+	case <-q.done:
+	case <-ctx.Done():
+	case <-b.quit:
+	}
+	return q
 }
 
 // answer applies one node's answer (receiver goroutine).
@@ -101,6 +140,7 @@ func (b *Broker) answer(e *envelope) {
 		return
 	}
 	q.from[string(e.node)] = true
+	q.conns += e.conns
 	for _, c := range e.chans {
 		v := q.views[string(c.name)]
 		if v == nil {
@@ -118,7 +158,7 @@ func (b *Broker) answer(e *envelope) {
 		}
 	}
 	if len(q.from) == q.expect {
-		close(q.done)
+		close(q.done) // expect is set before any answer can complete it
 	}
 }
 
@@ -129,28 +169,32 @@ func (b *Broker) reply(h *hub.Hub, e *envelope) {
 	buf = appendString(buf, b.node)
 	buf = append(buf, `,"id":`...)
 	buf = strconv.AppendUint(buf, e.qid, 10)
+	buf = append(buf, `,"conns":`...)
+	buf = strconv.AppendInt(buf, h.LocalConnectionsOf(string(e.app)), 10)
 	buf = append(buf, `,"channels":[`...)
 	first := true
-	h.LocalChannels(string(e.app), string(e.channel), e.prefix, e.users, func(name string, subs, count int, ids [][]byte) {
-		if !first {
-			buf = append(buf, ',')
-		}
-		first = false
-		buf = append(buf, '[')
-		buf = appendString(buf, name)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64(subs), 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64(count), 10)
-		buf = append(buf, ",["...)
-		for i, id := range ids {
-			if i > 0 {
+	if len(e.channel) > 0 || e.prefix {
+		h.LocalChannels(string(e.app), string(e.channel), e.prefix, e.users, func(name string, subs, count int, ids [][]byte) {
+			if !first {
 				buf = append(buf, ',')
 			}
-			buf = append(buf, id...)
-		}
-		buf = append(buf, "]]"...)
-	})
+			first = false
+			buf = append(buf, '[')
+			buf = appendString(buf, name)
+			buf = append(buf, ',')
+			buf = strconv.AppendInt(buf, int64(subs), 10)
+			buf = append(buf, ',')
+			buf = strconv.AppendInt(buf, int64(count), 10)
+			buf = append(buf, ",["...)
+			for i, id := range ids {
+				if i > 0 {
+					buf = append(buf, ',')
+				}
+				buf = append(buf, id...)
+			}
+			buf = append(buf, "]]"...)
+		})
+	}
 	*bp = append(buf, "]}"...)
 	b.enqueue(outMsg{buf: bp, to: b.cfg.Channel + "#node#" + string(e.node)})
 }
@@ -170,11 +214,4 @@ func appendQuery(dst []byte, node string, id uint64, app, name string, prefix, u
 	dst = append(dst, `,"users":`...)
 	dst = strconv.AppendBool(dst, users)
 	return append(dst, '}')
-}
-
-// live counts the nodes heard from recently. Any goroutine.
-func (p *peers) live() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.nodes)
 }

@@ -51,6 +51,9 @@ type Directory interface {
 	// asks for presence member ids. Channels nobody subscribes to are left
 	// out.
 	RemoteChannels(appID, name string, prefix, users bool) []ChannelView
+	// RemoteConnections returns the app's established sockets on the other
+	// nodes.
+	RemoteConnections(appID string) int
 }
 
 // ChannelView is what the other nodes report of one channel together.

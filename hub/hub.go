@@ -508,10 +508,24 @@ func (h *Hub) terminateLocal(app *pusher.App, userID string) {
 }
 
 // Connections implements pusher.Backend: this node's established sockets
-// of app plus the other nodes' as last reported (SetRemoteConnections).
+// of app plus the other nodes'.
 func (h *Hub) Connections(app *pusher.App) int {
-	if as := h.state(app); as != nil {
-		return int(as.conns.Load() + as.remote.Load())
+	as := h.state(app)
+	if as == nil {
+		return 0
+	}
+	if h.dir != nil {
+		// Asked now rather than the heartbeat sums, which trail by a second.
+		return int(as.conns.Load()) + h.dir.RemoteConnections(app.ID)
+	}
+	return int(as.conns.Load() + as.remote.Load())
+}
+
+// LocalConnectionsOf returns the sockets of app appID established on this
+// node (0 for an unknown app). Any goroutine.
+func (h *Hub) LocalConnectionsOf(appID string) int64 {
+	if app := h.byID.ByID(appID); app != nil {
+		return h.state(app).conns.Load()
 	}
 	return 0
 }
