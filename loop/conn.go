@@ -19,6 +19,10 @@ import (
 const (
 	stateHTTP uint8 = iota
 	stateWS
+	// stateAPI: an HTTP API request of the connection is being served off
+	// the loop (Config.AsyncAPI). Nothing more is read until apiCall.Run
+	// writes its response and returns the connection to stateHTTP.
+	stateAPI
 )
 
 // Slow consumers are closed with a 41xx code: pusher-js reconnects after a
@@ -250,9 +254,13 @@ func (t *closeAllTask) Run(context.Context) error {
 	var all []*conn
 	lc.wheel.each(func(cn *conn) { all = append(all, cn) })
 	for _, cn := range all {
-		if cn.state == stateWS {
+		switch cn.state {
+		case stateWS:
 			cn.Close(4200, "Server is restarting")
-		} else {
+		case stateAPI:
+			// Answered with Connection: close once served (apiCall.Run);
+			// Shutdown waits for that before stopping the engine.
+		default:
 			cn.closeHTTP()
 		}
 	}
@@ -302,6 +310,10 @@ func (lc *loopCtx) expire(cn *conn) {
 			return
 		}
 		cn.closeHTTP()
+	case cn.state == stateAPI:
+		// Not idle while its request is served; apiCall.Run restarts the
+		// clock with the response.
+		lc.wheel.add(cn, now+s.httpSec)
 	case !cn.Open():
 		cn.closeHTTP()
 	default:

@@ -11,6 +11,8 @@
 // Threading: every conn and loopCtx field is owned by its event loop and
 // touched only in gnet callbacks or in runnables executed on that loop. Other
 // goroutines reach a loop only through hub inboxes and EventLoop.Execute.
+// With Config.AsyncAPI an HTTP API request is served on a goroutine of its
+// own, which hands the answer back with EventLoop.Execute (asyncapi.go).
 // OnTick runs on gnet's ticker goroutine and only advances clocks and
 // schedules per-loop work.
 //

@@ -901,17 +901,42 @@ func (h *httpConn) write(req string) {
 // read reads one response and its whole body.
 func (h *httpConn) read() (*http.Response, []byte) {
 	h.t.Helper()
-	h.conn.SetReadDeadline(time.Now().Add(ioTimeout))
-	resp, err := http.ReadResponse(h.r, nil)
+	resp, b, err := h.tryRead()
 	if err != nil {
 		h.t.Fatalf("read response: %v", err)
 	}
+	return resp, b
+}
+
+// tryRead is read for goroutines other than the test's: it fails nothing.
+func (h *httpConn) tryRead() (*http.Response, []byte, error) {
+	h.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+	resp, err := http.ReadResponse(h.r, nil)
+	if err != nil {
+		return nil, nil, err
+	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if err != nil {
-		h.t.Fatalf("read body: %v", err)
+	return resp, b, err
+}
+
+// expectEOF asserts the server closes the connection within d without
+// sending anything more.
+func (h *httpConn) expectEOF(d time.Duration) {
+	h.t.Helper()
+	h.conn.SetReadDeadline(time.Now().Add(d))
+	if n, err := h.r.ReadByte(); !isClosedErr(err) {
+		h.t.Fatalf("want the connection closed, got byte %q, error %v", n, err)
 	}
-	return resp, b
+}
+
+// expectQuiet asserts nothing arrives for quietFor and the connection stays open.
+func (h *httpConn) expectQuiet() {
+	h.t.Helper()
+	h.conn.SetReadDeadline(time.Now().Add(quietFor))
+	if n, err := h.r.ReadByte(); !isTimeout(err) {
+		h.t.Fatalf("want nothing, got byte %q, error %v", n, err)
+	}
 }
 
 // roundTrip sends one request on a fresh connection and returns the response.

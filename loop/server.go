@@ -51,6 +51,22 @@ type Config struct {
 	Logger *slog.Logger
 	// Broker reaches other nodes; nil = single node.
 	Broker hub.Broker
+	// AsyncAPI serves each HTTP API request (everything pusher.API.Serve
+	// answers, /up included) on a goroutine of its own instead of on the
+	// event loop, for backends whose queries may block: a clustered node
+	// asks the other nodes, which can take a second or two, and a blocked
+	// loop stalls every socket on it. At most 1024 requests are served at
+	// once across the server; the others wait off the loop. A connection
+	// reads nothing more while its request is in flight, so responses to
+	// pipelined requests keep their order; it may buffer 16 ×
+	// MaxRequestSize of them meanwhile and is closed beyond that.
+	// False (the default) serves requests inline on the loop, which is
+	// cheaper (no goroutine, no hand-off) when the backend never blocks.
+	AsyncAPI bool
+
+	// wrapAPI, when set, wraps the backend the HTTP API uses (tests only,
+	// see export_test.go).
+	wrapAPI func(pusher.Backend) pusher.Backend
 }
 
 // Server is a running engine. Its methods are safe for concurrent use.
@@ -69,6 +85,11 @@ type Server struct {
 	done     chan error
 	draining atomic.Bool
 	tlsFront *tlsFront
+
+	// AsyncAPI: apiSem bounds the requests served at once; apiInFlight
+	// counts those handed off and not yet answered or dropped on their loop.
+	apiSem      chan struct{}
+	apiInFlight atomic.Int64
 
 	mu    sync.Mutex
 	loops []*loopCtx
@@ -107,6 +128,12 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.hub = hub.New(hub.Options{Apps: cfg.Apps, Loops: cfg.Loops, Frame: wsproto.AppendText, Broker: cfg.Broker})
 	s.api = &pusher.API{Apps: cfg.Apps, Backend: s.hub, TimestampWindow: cfg.TimestampWindow}
+	if cfg.wrapAPI != nil {
+		s.api.Backend = cfg.wrapAPI(s.hub)
+	}
+	if cfg.AsyncAPI {
+		s.apiSem = make(chan struct{}, maxAsyncAPI)
+	}
 
 	listen := "tcp://" + cfg.Addr
 	if cfg.TLS != nil {
@@ -191,6 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-waited:
 	case <-ctx.Done():
 	}
+	s.waitAPI(ctx)
 	err := s.eng.Stop(ctx)
 	for _, lc := range loops {
 		lc.closeYield()
@@ -284,7 +312,17 @@ func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
 	if cn.gone {
 		return gnet.Close
 	}
-	lc := cn.lc
+	if cn.state == stateAPI {
+		return cn.lc.holdPipelined(cn)
+	}
+	return cn.lc.traffic(cn, cn)
+}
+
+// traffic handles everything buffered for cn and flushes. cur is as for
+// flush: cn when called from its OnTraffic, which closes it by returning
+// Close; nil elsewhere. Loop only.
+func (lc *loopCtx) traffic(cn, cur *conn) gnet.Action {
+	c := cn.c
 	buf, _ := c.Peek(-1)
 	off := 0
 	if cn.state == stateHTTP {
@@ -302,7 +340,7 @@ func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
 		// Discard(0) would drop everything buffered (gnet treats n <= 0 as "all").
 		_, _ = c.Discard(off)
 	}
-	lc.flush(cn)
+	lc.flush(cur)
 	if cn.closing && !cn.gone {
 		return gnet.Close
 	}

@@ -22,7 +22,8 @@ const jsonType = "application/json"
 
 // serveHTTP answers every complete request at the start of buf and returns
 // the bytes consumed. It stops at an incomplete request, after switching to
-// WebSocket, or when the connection is to be closed.
+// WebSocket, after handing an API request off the loop (Config.AsyncAPI), or
+// when the connection is to be closed.
 func (lc *loopCtx) serveHTTP(cn *conn, buf []byte) int {
 	s := lc.srv
 	off := 0
@@ -61,9 +62,13 @@ func (lc *loopCtx) serveHTTP(cn *conn, buf []byte) int {
 		if len(buf)-off < total {
 			return off
 		}
-		if path == nil {
+		switch {
+		case path == nil:
 			lc.respond(cn, 404, bodyNotFound, req.KeepAlive, "")
-		} else {
+		case s.cfg.AsyncAPI:
+			lc.startAPI(cn, &req, path, buf[off+req.HeadLen:off+total])
+			return off + total
+		default:
 			lc.req.Method = req.Method
 			lc.req.Path = path
 			lc.req.RawQuery = req.Query
