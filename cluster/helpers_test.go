@@ -228,7 +228,7 @@ func startNodeApp(t testing.TB, r *redisServer, name string, app pusher.App, opt
 	}
 	var srv *loop.Server
 	for attempt := 1; ; attempt++ {
-		srv, err = loop.Start(loop.Config{Addr: freeAddr(t), Apps: set, Broker: b, Loops: 2})
+		srv, err = loop.Start(loop.Config{Addr: freeAddr(t), Apps: set, Broker: b, Loops: 2, AsyncAPI: true})
 		if err == nil {
 			break
 		}

@@ -36,12 +36,22 @@ type peers struct {
 // goneMemory is how long an expired node is remembered.
 const goneMemory = 10 * time.Minute
 
-// gone reports whether node was given up on. Any goroutine.
-func (p *peers) gone(node string) bool {
+// vouch records that node announced presence members. A node not in the
+// table yet (its first heartbeat has not arrived) is added as heard now, so
+// that if it dies before its first heartbeat it still expires and takes
+// its members with it. It reports false for a node given up on: its
+// members come back through the resync its next heartbeat starts. Any
+// goroutine.
+func (p *peers) vouch(node string, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.expired[node]
-	return ok
+	if _, ok := p.expired[node]; ok {
+		return false
+	}
+	if p.nodes[node] == nil {
+		p.nodes[node] = &peer{seen: now, counts: make(map[string]int64)}
+	}
+	return true
 }
 
 type peer struct {

@@ -150,6 +150,9 @@ func (r *receiver) handleState(e *envelope) {
 	channel := r.name(e.channel)
 	switch e.kind {
 	case kindPresence:
+		if e.on && !b.peers.vouch(r.name(e.node), time.Now()) {
+			return
+		}
 		rm := hub.RemoteMember{Node: r.name(e.node), Key: string(e.user)}
 		if e.on {
 			rm.ID = append([]byte(nil), e.id...)
@@ -160,7 +163,7 @@ func (r *receiver) handleState(e *envelope) {
 		ms := make([]hub.RemoteMember, 0, len(e.members))
 		for _, m := range e.members {
 			node := r.name(m.node)
-			if b.peers.gone(node) {
+			if !b.peers.vouch(node, time.Now()) {
 				continue // given up on; its fields go when its alive key does
 			}
 			ms = append(ms, hub.RemoteMember{

@@ -165,6 +165,9 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	if broker != nil {
 		defer broker.Close()
 		lcfg.Broker = broker
+		// Channel queries wait for the other nodes' answers: serve the
+		// HTTP API off the event loops.
+		lcfg.AsyncAPI = true
 	}
 	srv, err := loop.Start(lcfg)
 	if err != nil {

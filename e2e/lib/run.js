@@ -17,12 +17,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { binary } from './server.js';
 
-// CLUSTER_BY_DEFAULT is off while the cluster run has known failures:
-// presence membership, channel counts and cache channels are not yet
-// cluster-wide in the server (README.md, "Scaling over Redis"); see
-// e2e/README.md for the list. Turn it on once `E2E_CLUSTER=1 npm test`
-// passes.
-const CLUSTER_BY_DEFAULT = false;
+// CLUSTER_BY_DEFAULT: plain `npm test` runs the cluster suite after the
+// single-node one (it passes since presence, channel queries and cache
+// channels are cluster-wide).
+const CLUSTER_BY_DEFAULT = true;
 
 // CLUSTER_SKIP: test files the cluster run leaves out, with the reason
 // printed. Keep it minimal: only files whose subject is one process, not
