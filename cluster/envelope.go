@@ -286,59 +286,7 @@ func (d *decoder) decode(msg string, e *envelope) error {
 		if err := d.channelFields(o, e); err != nil {
 			return err
 		}
-		mv := o.Get("members")
-		if mv == nil {
-			return errFields
-		}
-		ms, err := mv.Array()
-		if err != nil {
-			return errFields
-		}
-		// Strings are copied out unescaped, JSON values marshalled back;
-		// offsets first, slices once buf stops growing.
-		d.buf = d.buf[:0]
-		d.ends = d.ends[:0]
-		for _, m := range ms {
-			a, err := m.Array()
-			if err != nil || len(a) != 4 {
-				return errFields
-			}
-			for i, v := range a {
-				if i < 2 {
-					b, err := v.StringBytes()
-					if err != nil {
-						return errFields
-					}
-					d.buf = append(d.buf, b...)
-				} else {
-					d.buf = v.MarshalTo(d.buf)
-				}
-				d.ends = append(d.ends, len(d.buf))
-			}
-		}
-		start := 0
-		part := func(i int) []byte {
-			end := d.ends[i]
-			b := d.buf[start:end:end]
-			start = end
-			return b
-		}
-		for i := 0; i < len(d.ends); i += 4 {
-			e.members = append(e.members, snapMember{node: part(i), user: part(i + 1), id: part(i + 2), info: part(i + 3)})
-		}
-		if nv := o.Get("nodes"); nv != nil {
-			ns, err := nv.Array()
-			if err != nil {
-				return errFields
-			}
-			for _, n := range ns {
-				b, err := n.StringBytes()
-				if err != nil {
-					return errFields
-				}
-				e.sure = append(e.sure, b)
-			}
-		}
+		return d.snapshot(o, e)
 	case "cached":
 		e.kind = kindCached
 		if err := d.channelFields(o, e); err != nil {
@@ -361,49 +309,101 @@ func (d *decoder) decode(msg string, e *envelope) error {
 			return errFields
 		}
 		e.qid = id
-		e.prefix = o.Get("prefix") != nil && o.Get("prefix").Type() == fastjson.TypeTrue
-		e.users = o.Get("users") != nil && o.Get("users").Type() == fastjson.TypeTrue
+		e.prefix = trueField(o, "prefix")
+		e.users = trueField(o, "users")
 	case "answer":
 		e.kind = kindAnswer
-		id, err := uintField(o, "id")
-		if err != nil {
-			return errFields
-		}
-		e.qid = id
-		if c := o.Get("conns"); c != nil {
-			if e.conns, err = c.Int64(); err != nil || e.conns < 0 {
-				return errFields
-			}
-		}
-		cv := o.Get("channels")
-		if cv == nil {
-			return errFields
-		}
-		cs, err := cv.Array()
-		if err != nil {
-			return errFields
-		}
-		// Answers are rare: copies keep this simple.
-		for _, c := range cs {
-			a, err := c.Array()
-			if err != nil || len(a) != 4 {
-				return errFields
-			}
-			name, err1 := a[0].StringBytes()
-			subs, err2 := a[1].Int()
-			count, err3 := a[2].Int()
-			ids, err4 := a[3].Array()
-			if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
-				return errFields
-			}
-			ac := answerChan{name: append([]byte(nil), name...), subs: subs, count: count}
-			for _, id := range ids {
-				ac.ids = append(ac.ids, id.MarshalTo(nil))
-			}
-			e.chans = append(e.chans, ac)
-		}
+		return answer(o, e)
 	default:
 		return errType
+	}
+	return nil
+}
+
+// snapshot reads a snapshot's members and complete nodes. Strings are
+// copied out unescaped and JSON values marshalled back into d.buf: offsets
+// first, slices once buf stops growing.
+func (d *decoder) snapshot(o *fastjson.Object, e *envelope) error {
+	ms, err := arrayField(o, "members", true)
+	if err != nil {
+		return err
+	}
+	d.buf, d.ends = d.buf[:0], d.ends[:0]
+	for _, m := range ms {
+		a, err := m.Array()
+		if err != nil || len(a) != 4 {
+			return errFields
+		}
+		for i, v := range a {
+			if i < 2 {
+				b, err := v.StringBytes()
+				if err != nil {
+					return errFields
+				}
+				d.buf = append(d.buf, b...)
+			} else {
+				d.buf = v.MarshalTo(d.buf)
+			}
+			d.ends = append(d.ends, len(d.buf))
+		}
+	}
+	start := 0
+	part := func(i int) []byte {
+		end := d.ends[i]
+		b := d.buf[start:end:end]
+		start = end
+		return b
+	}
+	for i := 0; i < len(d.ends); i += 4 {
+		e.members = append(e.members, snapMember{node: part(i), user: part(i + 1), id: part(i + 2), info: part(i + 3)})
+	}
+	ns, err := arrayField(o, "nodes", false)
+	if err != nil {
+		return err
+	}
+	for _, n := range ns {
+		b, err := n.StringBytes()
+		if err != nil {
+			return errFields
+		}
+		e.sure = append(e.sure, b)
+	}
+	return nil
+}
+
+// answer reads a query answer. Answers are rare: copies keep this simple.
+func answer(o *fastjson.Object, e *envelope) error {
+	id, err := uintField(o, "id")
+	if err != nil {
+		return errFields
+	}
+	e.qid = id
+	if c := o.Get("conns"); c != nil {
+		if e.conns, err = c.Int64(); err != nil || e.conns < 0 {
+			return errFields
+		}
+	}
+	cs, err := arrayField(o, "channels", true)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		a, err := c.Array()
+		if err != nil || len(a) != 4 {
+			return errFields
+		}
+		name, err1 := a[0].StringBytes()
+		subs, err2 := a[1].Int()
+		count, err3 := a[2].Int()
+		ids, err4 := a[3].Array()
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+			return errFields
+		}
+		ac := answerChan{name: append([]byte(nil), name...), subs: subs, count: count}
+		for _, id := range ids {
+			ac.ids = append(ac.ids, id.MarshalTo(nil))
+		}
+		e.chans = append(e.chans, ac)
 	}
 	return nil
 }
@@ -453,6 +453,29 @@ func uintField(o *fastjson.Object, key string) (uint64, error) {
 		return 0, errFields
 	}
 	return v.Uint64()
+}
+
+// arrayField returns the array at key: nil when the key is missing and
+// not required, errFields when it is required or not an array.
+func arrayField(o *fastjson.Object, key string, required bool) ([]*fastjson.Value, error) {
+	v := o.Get(key)
+	if v == nil {
+		if required {
+			return nil, errFields
+		}
+		return nil, nil
+	}
+	a, err := v.Array()
+	if err != nil {
+		return nil, errFields
+	}
+	return a, nil
+}
+
+// trueField reports whether key holds the JSON value true.
+func trueField(o *fastjson.Object, key string) bool {
+	v := o.Get(key)
+	return v != nil && v.Type() == fastjson.TypeTrue
 }
 
 // stringField returns the unescaped string value of key, or nil when the key

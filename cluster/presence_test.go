@@ -233,3 +233,22 @@ func TestChannelCountsAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceLeavesWithCleanStop: a node that shuts down removes its
+// members at once, not after its heartbeats expire (3 s).
+func TestPresenceLeavesWithCleanStop(t *testing.T) {
+	_, nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	const room = "presence-stop"
+	a1, b1 := a.connect("a1"), b.connect("b1")
+	a1.joinPresence(a.api, room, "ann", nil)
+	b1.joinPresence(b.api, room, "bob", nil)
+	a1.expectMember("member_added", room, "bob")
+
+	stopped := time.Now()
+	b.shutdown()
+	a1.expectMember("member_removed", room, "bob")
+	if d := time.Since(stopped); d >= 2*time.Second {
+		t.Fatalf("member_removed %v after the stop: waited for heartbeat expiry", d)
+	}
+}

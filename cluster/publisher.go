@@ -26,17 +26,17 @@ func (b *Broker) runPublisher() {
 			b.flush(pipe, batch, names)
 			return
 		}
-		batch = b.fill(batch)
+		batch = fill(b.queue, batch)
 		b.send(pipe, batch, names, true)
 		batch = b.release(batch)
 	}
 }
 
-// fill adds what is already queued, without waiting, up to maxBatch.
-func (b *Broker) fill(batch []outMsg) []outMsg {
+// fill adds what is already queued on q, without waiting, up to maxBatch.
+func fill[T any](q <-chan T, batch []T) []T {
 	for len(batch) < maxBatch {
 		select {
-		case m := <-b.queue:
+		case m := <-q:
 			batch = append(batch, m)
 		default:
 			return batch
@@ -56,7 +56,7 @@ func (b *Broker) release(batch []outMsg) []outMsg {
 // flush sends what is still queued at Close, one attempt per batch.
 func (b *Broker) flush(pipe redis.Pipeliner, batch []outMsg, names map[chanKey]string) {
 	for {
-		batch = b.fill(batch)
+		batch = fill(b.queue, batch)
 		if len(batch) == 0 {
 			return
 		}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -66,18 +67,19 @@ func (b *Broker) RemoteChannels(appID, name string, prefix, users bool) []hub.Ch
 // on the other nodes, as they answer now. A node that does not answer in
 // time counts with its last heartbeat. Any goroutine.
 func (b *Broker) RemoteConnections(appID string) int {
-	q := b.ask(appID, "", false, false)
 	var n int64
-	if q != nil {
+	answered := map[string]bool{}
+	if q := b.ask(appID, "", false, false); q != nil {
 		q.mu.Lock()
 		n = q.conns
-		defer q.mu.Unlock()
+		maps.Copy(answered, q.from) // an answer may still be landing
+		q.mu.Unlock()
 	}
 	p := &b.peers
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for node, pe := range p.nodes {
-		if q == nil || !q.from[node] {
+		if !answered[node] {
 			n += pe.counts[appID]
 		}
 	}

@@ -233,15 +233,7 @@ func (b *Broker) runState() {
 			b.finishState(pipe, batch)
 			return
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case m := <-b.stateQ:
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
+		batch = fill(b.stateQ, batch)
 		delay := backoffMin
 		for !b.runStateBatch(b.ctx, pipe, batch) {
 			if !b.sleep(delay) {
@@ -307,9 +299,7 @@ func (b *Broker) finishState(pipe redis.Pipeliner, batch []stateMsg) {
 	ctx, cancel := context.WithTimeout(context.Background(), min(b.cfg.Timeout, time.Second))
 	defer cancel()
 	for {
-		for len(b.stateQ) > 0 && len(batch) < maxBatch {
-			batch = append(batch, <-b.stateQ)
-		}
+		batch = fill(b.stateQ, batch)
 		if len(batch) == 0 || !b.runStateBatch(ctx, pipe, batch) {
 			break
 		}

@@ -172,16 +172,12 @@ func (h *Hub) markReady(ch *Channel) {
 // wait). Subscriptions to the channel held back since are acknowledged.
 // Any goroutine.
 func (h *Hub) InterestReady(appID, channel string) {
-	app := h.byID.ByID(appID)
-	if app == nil {
-		return
+	if ch, sh := h.lockChannel(appID, channel); ch != nil {
+		if !ch.ready {
+			h.markReady(ch)
+		}
+		sh.mu.Unlock()
 	}
-	sh := h.state(app).shard(channel)
-	sh.mu.Lock()
-	if ch := sh.chans[channel]; ch != nil && !ch.ready {
-		h.markReady(ch)
-	}
-	sh.mu.Unlock()
 }
 
 func (h *Hub) expireNotReady(now int64) {
@@ -342,13 +338,8 @@ func (h *Hub) Channel(app *pusher.App, name string) pusher.ChannelInfo {
 	sh.mu.Unlock()
 	if h.dir != nil {
 		for _, v := range h.dir.RemoteChannels(app.ID, name, false, false) {
-			if v.Name != name {
-				continue
-			}
-			in.SubscriptionCount += v.Subs
-			in.Occupied = in.SubscriptionCount > 0
-			if !presence {
-				in.UserCount = max(in.UserCount, v.UserCount)
+			if v.Name == name {
+				addView(&in, presence, v)
 			}
 		}
 	}
@@ -388,15 +379,22 @@ func (h *Hub) Channels(app *pusher.App, prefix string, visit func(name string, i
 				items[v.Name] = it
 				names = append(names, v.Name)
 			}
-			it.info.SubscriptionCount += v.Subs
-			it.info.Occupied = it.info.SubscriptionCount > 0
-			if !it.presence {
-				it.info.UserCount = max(it.info.UserCount, v.UserCount)
-			}
+			addView(&it.info, it.presence, v)
 		}
 	}
 	for _, name := range names {
 		visit(name, items[name].info)
+	}
+}
+
+// addView adds what the other nodes report of a channel to this node's
+// info. The member count is this node's own when it follows the presence
+// channel (it holds the whole list).
+func addView(in *pusher.ChannelInfo, followed bool, v ChannelView) {
+	in.SubscriptionCount += v.Subs
+	in.Occupied = in.SubscriptionCount > 0
+	if !followed {
+		in.UserCount = max(in.UserCount, v.UserCount)
 	}
 }
 

@@ -536,12 +536,7 @@ func (b *recordingBroker) Interest(appID, channel string, on bool) {
 // publish (HTTP API and client events, with the sender's socket id) while
 // local subscribers are served without it.
 func TestBrokerSeesInterestAndOwnPublishes(t *testing.T) {
-	a := pusher.App{ID: "1", Key: "key", Secret: "secret"}
-	apps, _ := pusher.NewAppSet([]pusher.App{a})
-	br := &recordingBroker{}
-	h := New(Options{Apps: apps, Loops: 1, Frame: rawFrame, Broker: br})
-	th := &testHub{h: h, app: apps.ByKey("key"), l: []*Local{h.Local(0)}}
-	th.l[0].Bind(&manualPoster{})
+	th, br := newClusteredHub(t, 1)
 	x, y := th.connect(t, 0), th.connect(t, 0)
 	x.send(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
 	y.send(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
@@ -581,13 +576,8 @@ func TestBrokerSeesInterestAndOwnPublishes(t *testing.T) {
 // channel (Redis frozen), the acknowledgement still goes out after the
 // timeout; a second subscriber on the same channel waits with the first.
 func TestClusteredAckWaitsAtMostReadyTimeout(t *testing.T) {
-	a := pusher.App{ID: "1", Key: "key", Secret: "secret"}
-	apps, _ := pusher.NewAppSet([]pusher.App{a})
-	h := New(Options{Apps: apps, Loops: 2, Frame: rawFrame, Broker: &recordingBroker{}})
-	th := &testHub{h: h, app: apps.ByKey("key"), l: []*Local{h.Local(0), h.Local(1)}}
-	for _, l := range th.l {
-		l.Bind(&manualPoster{})
-	}
+	th, _ := newClusteredHub(t, 2)
+	h := th.h
 	x, y := th.connect(t, 0), th.connect(t, 1)
 	x.send(`{"event":"pusher:subscribe","data":{"channel":"cache-late"}}`)
 	y.send(`{"event":"pusher:subscribe","data":{"channel":"cache-late"}}`)

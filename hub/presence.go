@@ -82,9 +82,9 @@ func appendMemberData(dst, id, info []byte) []byte {
 	return append(dst, '}')
 }
 
-// presenceChannel returns the presence channel name of appID with local
-// subscribers, its shard locked, or nil.
-func (h *Hub) presenceChannel(appID, name string) (*Channel, *shard) {
+// lockChannel returns channel name of app appID with its shard locked, or
+// nil with nothing locked when this node does not have it.
+func (h *Hub) lockChannel(appID, name string) (*Channel, *shard) {
 	app := h.byID.ByID(appID)
 	if app == nil {
 		return nil, nil
@@ -92,7 +92,17 @@ func (h *Hub) presenceChannel(appID, name string) (*Channel, *shard) {
 	sh := h.state(app).shard(name)
 	sh.mu.Lock()
 	ch := sh.chans[name]
-	if ch == nil || ch.members == nil {
+	if ch == nil {
+		sh.mu.Unlock()
+		return nil, nil
+	}
+	return ch, sh
+}
+
+// presenceChannel is lockChannel for presence channels only.
+func (h *Hub) presenceChannel(appID, name string) (*Channel, *shard) {
+	ch, sh := h.lockChannel(appID, name)
+	if ch != nil && ch.members == nil {
 		sh.mu.Unlock()
 		return nil, nil
 	}
@@ -237,17 +247,11 @@ func (h *Hub) LocalPresence(appID, channel string, visit func(key string, id, in
 // acknowledged unless the channel waits for a presence snapshot too. Any
 // goroutine.
 func (h *Hub) CacheSnapshot(appID, channel string, payload []byte) {
-	app := h.byID.ByID(appID)
-	if app == nil {
-		return
-	}
-	sh := h.state(app).shard(channel)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	ch := sh.chans[channel]
+	ch, sh := h.lockChannel(appID, channel)
 	if ch == nil {
 		return
 	}
+	defer sh.mu.Unlock()
 	if payload != nil && ch.cacheFrame == nil {
 		frame := h.newFrame(payload)
 		ch.cacheFrame = frame

@@ -8,14 +8,19 @@ import (
 	"github.com/goreverb/reverb/pusher"
 )
 
-func newClusteredHub(t *testing.T) (*testHub, *recordingBroker) {
+// newClusteredHub is a hub with loops loops whose broker records what it is
+// told, as on a node of a cluster.
+func newClusteredHub(t *testing.T, loops int) (*testHub, *recordingBroker) {
 	t.Helper()
 	a := pusher.App{ID: "1", Key: "key", Secret: "secret"}
 	apps, _ := pusher.NewAppSet([]pusher.App{a})
 	br := &recordingBroker{}
-	h := New(Options{Apps: apps, Loops: 1, Frame: rawFrame, Broker: br})
-	th := &testHub{h: h, app: apps.ByKey("key"), l: []*Local{h.Local(0)}}
-	th.l[0].Bind(&manualPoster{})
+	h := New(Options{Apps: apps, Loops: loops, Frame: rawFrame, Broker: br})
+	th := &testHub{h: h, app: apps.ByKey("key")}
+	for i := range loops {
+		th.l = append(th.l, h.Local(i))
+		th.l[i].Bind(&manualPoster{})
+	}
 	return th, br
 }
 
@@ -57,7 +62,7 @@ func eventSummary(evs []map[string]any) string {
 // with it. Changes that happen while a subscription waits for its snapshot
 // reach it only through its member list.
 func TestPresenceFromOtherNodes(t *testing.T) {
-	th, br := newClusteredHub(t)
+	th, br := newClusteredHub(t, 1)
 	h := th.h
 	x := th.connect(t, 0)
 	th.joinPresence(t, x, "presence-r", "xu")
