@@ -198,6 +198,9 @@ func (l *clientLoop) run() {
 				l.readable(c, ev.Events&hup != 0)
 			}
 		}
+		if gap := l.w.job.PollGap; gap > 0 && n > 0 && n < len(l.p.events) {
+			pause(gap)
+		}
 	}
 	l.shutdown()
 	l.publish()

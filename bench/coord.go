@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	res := &Result{Scenario: cfg.Scenario, Target: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), Started: c.start}
 	res.Params = Params{Conns: cfg.Conns, Channels: cfg.Channels, ChannelType: cfg.ChannelType, Rate: cfg.Rate,
 		DurationS: cfg.Duration.Seconds(), Ramp: cfg.Ramp, Group: cfg.Group, Workers: cfg.Workers, Loops: cfg.Loops,
-		Size: cfg.Size, HTTPConns: cfg.HTTPConns}
+		Size: cfg.Size, HTTPConns: cfg.HTTPConns, PollGapMS: float64(cfg.PollGap) / 1e6}
 	if cfg.Scenario != ScenarioWhisper {
 		res.Params.Group = 0
 	}
@@ -209,7 +209,7 @@ func (c *coord) spawn(addr string, src []string, deadline time.Time) error {
 		job := Job{Worker: i, Scenario: cfg.Scenario, Addr: addr, Port: cfg.Port, HostHeader: host, Path: cfg.Path,
 			Key: cfg.Key, Secret: cfg.Secret, Origin: cfg.Origin, First: first, Count: n, Channels: cfg.Channels,
 			ChannelType: cfg.ChannelType, Prefix: cfg.Prefix, Group: cfg.Group, SrcIPs: src, Size: cfg.Size,
-			Loops: cfg.Loops, ConnectTimeout: cfg.ConnectTimeout, Deadline: deadline.UnixNano()}
+			Loops: cfg.Loops, ConnectTimeout: cfg.ConnectTimeout, PollGap: cfg.PollGap, Deadline: deadline.UnixNano()}
 		if cfg.Conns > 0 {
 			job.Ramp = cfg.Ramp * float64(n) / float64(cfg.Conns)
 		}

@@ -3,6 +3,7 @@ package bench
 import (
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -110,6 +111,12 @@ func (p *poller) close() {
 // without the runtime's syscall bookkeeping: they never block, and at one
 // call per delivery the entersyscall/exitsyscall pair and the P hand-offs
 // it provokes are measurable. errno 0 means success.
+// pause sleeps d without giving up the loop's P (see wait).
+func pause(d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+}
+
 func rawRead(fd int, b []byte) (int, unix.Errno) {
 	if len(b) == 0 {
 		return 0, 0

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,6 +108,28 @@ func TestFanoutAgainstRef(t *testing.T) {
 	checkExact(t, r.Fanout, p.Sent*100, s, before)
 	if r.Client.USPerDeliver <= 0 || r.Client.KiBPerConn == 0 {
 		t.Fatalf("client cost not measured: %+v", r.Client)
+	}
+	waitClosed(t, s)
+}
+
+// TestFanoutPollGap runs fanout with workers that sleep between polls: every
+// delivery must still arrive exactly once, and the gap must be echoed in the
+// result and its summary so published figures say how they were taken.
+func TestFanoutPollGap(t *testing.T) {
+	s := startRef(t)
+	cfg := refConfig(s, ScenarioFanout)
+	cfg.Conns, cfg.Channels, cfg.Rate, cfg.PollGap = 200, 2, 50, 2*time.Millisecond
+	before := s.Stats()
+	r := run(t, cfg)
+	checkConns(t, r, 200)
+	checkExact(t, r.Fanout, r.Fanout.Publish.Sent*100, s, before)
+	if r.Params.PollGapMS != 2 {
+		t.Fatalf("params poll_gap_ms %v, want 2", r.Params.PollGapMS)
+	}
+	var out strings.Builder
+	PrintSummary(&out, r)
+	if !strings.Contains(out.String(), "poll gap 2ms") {
+		t.Fatalf("summary does not state the poll gap:\n%s", out.String())
 	}
 	waitClosed(t, s)
 }

@@ -42,6 +42,7 @@ type Params struct {
 	SrcIPs      int     `json:"src_ips"`
 	Size        int     `json:"size"`
 	HTTPConns   int     `json:"http_conns"`
+	PollGapMS   float64 `json:"poll_gap_ms,omitempty"`
 }
 
 // ConnResult describes the connection phase and connection health.
@@ -299,8 +300,12 @@ func PrintSummary(w io.Writer, r *Result) {
 	if r.Scenario == ScenarioChurn {
 		conns = ""
 	}
-	fmt.Fprintf(w, "%s against %s: %s%d %s channels, %s%gs, ramp %g/s, %d worker(s) x %d loop(s), %d source IP(s)\n",
-		r.Scenario, r.Target, conns, p.Channels, p.ChannelType, rate, p.DurationS, p.Ramp, p.Workers, p.Loops, p.SrcIPs)
+	gap := ""
+	if p.PollGapMS > 0 {
+		gap = fmt.Sprintf(", poll gap %gms", p.PollGapMS)
+	}
+	fmt.Fprintf(w, "%s against %s: %s%d %s channels, %s%gs, ramp %g/s, %d worker(s) x %d loop(s), %d source IP(s)%s\n",
+		r.Scenario, r.Target, conns, p.Channels, p.ChannelType, rate, p.DurationS, p.Ramp, p.Workers, p.Loops, p.SrcIPs, gap)
 	c := r.Conns
 	if r.Scenario == ScenarioChurn {
 		fmt.Fprintf(w, "  connections   %d dialled, %d subscribed, %d failed%s\n", c.Planned, c.Subscribed, c.Failed, counts(c.Fails))

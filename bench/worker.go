@@ -66,6 +66,9 @@ type Job struct {
 	// ConnectTimeout bounds dial to subscription_succeeded (and a churn
 	// close), in nanoseconds.
 	ConnectTimeout time.Duration `json:"connect_timeout"`
+	// PollGap: after a poll that returned events (but not a full batch)
+	// each loop sleeps this long before polling again (Config.PollGap).
+	PollGap time.Duration `json:"poll_gap,omitempty"`
 	// Deadline is the unix-ns instant after which the worker gives up
 	// whatever the coordinator says, so no run outlives its budget.
 	Deadline int64 `json:"deadline"`
