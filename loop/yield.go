@@ -4,14 +4,21 @@ import (
 	"context"
 	"net"
 	"os"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 )
 
-// drainBudget is how many sockets one slice of a long fan-out serves before
-// the loop looks at its other events again (≈1 ms of writes).
-const drainBudget = 32
+// A long fan-out is served in slices: drainBudget sockets are queued and
+// written at a time, and once a slice has run for drainSlice the loop looks
+// at its other events again. Each yield costs a write and a read on the
+// loopback pair, a few percent of a 32-socket batch, so slices are timed
+// rather than counted.
+const (
+	drainBudget = 32
+	drainSlice  = time.Millisecond
+)
 
 // gnet runs every task queued from inside a task in the same round, before
 // it polls again, so a drain cannot yield by re-queueing itself. Instead each
@@ -72,14 +79,21 @@ func (lc *loopCtx) startYield() {
 // drain runs one slice of the inbox and, if work is left, asks to be
 // continued after the loop's pending I/O. Loop only.
 func (lc *loopCtx) drain() {
-	budget := 0
-	if lc.yieldFD >= 0 && lc.yieldOpen {
-		budget = drainBudget
-	}
-	more := lc.local.Drain(budget)
-	lc.flush(nil)
-	if !more {
+	if lc.yieldFD < 0 || !lc.yieldOpen {
+		lc.local.Drain(0)
+		lc.flush(nil)
 		return
+	}
+	start := time.Now()
+	for {
+		more := lc.local.Drain(drainBudget)
+		lc.flush(nil)
+		if !more {
+			return
+		}
+		if time.Since(start) >= drainSlice {
+			break
+		}
 	}
 	if _, err := unix.Write(lc.yieldFD, []byte{1}); err != nil && err != unix.EAGAIN {
 		// The pair is broken: finish without yielding.
