@@ -49,7 +49,19 @@ func (c *wsClient) joinPresence(api *pusherapi.Client, channel, user string, inf
 // expectMember waits for member_added or member_removed of user.
 func (c *wsClient) expectMember(event, channel, user string) {
 	c.t.Helper()
-	m := c.expect("pusher_internal:"+event, channel)
+	c.expectMemberWithin(event, channel, user, ioTimeout)
+}
+
+// expectMemberWithin is expectMember with its own wait.
+func (c *wsClient) expectMemberWithin(event, channel, user string, within time.Duration) {
+	c.t.Helper()
+	m, ok := c.next(within)
+	if !ok {
+		c.t.Fatalf("%s: waited %v for %s of %q: nothing", c.name, within, event, user)
+	}
+	if m.Event != "pusher_internal:"+event || m.Channel != channel {
+		c.t.Fatalf("%s: got %s, want %s of %q on %q", c.name, m.raw, event, user, channel)
+	}
 	var d struct {
 		UserID string `json:"user_id"`
 	}
