@@ -63,13 +63,8 @@ func TestDeadNodeFieldsDroppedBySync(t *testing.T) {
 func TestStateQueueOverflowResyncs(t *testing.T) {
 	// A long command timeout: the stalled batch must wait out the pause,
 	// not fail (a failed batch triggers a resync by itself).
-	r, nodes := startCluster(t, 2, func(c *cluster.Config) { c.Timeout = 30 * time.Second })
-	a, b := nodes[0], nodes[1]
 	const room = "presence-overflow"
-	b1, a1 := b.connect("b1"), a.connect("a1")
-	b1.joinPresence(b.api, room, "bob", nil)
-	a1.joinPresence(a.api, room, "ann", nil)
-	b1.expectMember("member_added", room, "ann")
+	r, a, b, _, b1 := presencePair(t, room, func(c *cluster.Config) { c.Timeout = 30 * time.Second })
 	a2 := a.connect("a2")
 
 	// CLIENT PAUSE WRITE holds every EVAL and PUBLISH for 1.5 s; the

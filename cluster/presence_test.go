@@ -94,6 +94,19 @@ func (n *node) users(channel string) []string {
 	return ids
 }
 
+// presencePair starts Redis and nodes A and B with ann joined to room on A
+// and bob on B, and waits until A announced bob.
+func presencePair(t *testing.T, room string, opts ...nodeOpt) (r *redisServer, a, b *node, a1, b1 *wsClient) {
+	t.Helper()
+	r, nodes := startCluster(t, 2, opts...)
+	a, b = nodes[0], nodes[1]
+	a1, b1 = a.connect("a1"), b.connect("b1")
+	a1.joinPresence(a.api, room, "ann", nil)
+	b1.joinPresence(b.api, room, "bob", nil)
+	a1.expectMember("member_added", room, "bob")
+	return r, a, b, a1, b1
+}
+
 // TestPresenceAcrossNodes: one member list for the whole cluster, and
 // member_added/member_removed once per user, also when a user has sockets
 // on two nodes.
@@ -153,13 +166,8 @@ func TestPresenceAcrossNodes(t *testing.T) {
 // TestPresenceSurvivesRedisRestart: Redis loses every key; the nodes write
 // their members back when it returns, and a node joining later sees them.
 func TestPresenceSurvivesRedisRestart(t *testing.T) {
-	r, nodes := startCluster(t, 2)
-	a, b := nodes[0], nodes[1]
 	const room = "presence-lobby"
-	a1, b1 := a.connect("a1"), b.connect("b1")
-	a1.joinPresence(a.api, room, "ann", nil)
-	b1.joinPresence(b.api, room, "bob", nil)
-	a1.expectMember("member_added", room, "bob")
+	r, _, _, a1, b1 := presencePair(t, room)
 
 	r.stop()
 	r.start() // empty: no persistence
@@ -249,13 +257,8 @@ func TestChannelCountsAcrossNodes(t *testing.T) {
 // TestPresenceLeavesWithCleanStop: a node that shuts down removes its
 // members at once, not after its heartbeats expire (3 s).
 func TestPresenceLeavesWithCleanStop(t *testing.T) {
-	_, nodes := startCluster(t, 2)
-	a, b := nodes[0], nodes[1]
 	const room = "presence-stop"
-	a1, b1 := a.connect("a1"), b.connect("b1")
-	a1.joinPresence(a.api, room, "ann", nil)
-	b1.joinPresence(b.api, room, "bob", nil)
-	a1.expectMember("member_added", room, "bob")
+	_, _, b, a1, _ := presencePair(t, room)
 
 	stopped := time.Now()
 	b.shutdown()
