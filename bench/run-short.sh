@@ -15,32 +15,18 @@ fconns=${BENCH_FANOUT_CONNS:-2000}
 rate=${BENCH_RATE:-200}
 secs=${BENCH_SECONDS:-8}
 
-tmp=$(mktemp -d)
-server_pid=
-cleanup() {
-	if [ -n "$server_pid" ]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-go build -o "$tmp/reverb" ./cmd/reverb
-go build -o "$tmp/reverb-bench" ./bench/cmd/reverb-bench
+source scripts/lib.sh
+build_binaries
 
 REVERB_APP_ID=1 REVERB_APP_KEY=key REVERB_APP_SECRET=secret \
 	"$tmp/reverb" start --host 127.0.0.1 --port "$port" >"$tmp/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 100); do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-	sleep 0.1
-done
+pids+=("$server_pid")
+wait_port 127.0.0.1 "$port" || true
 sleep 0.2
-if ! kill -0 "$server_pid" 2>/dev/null; then
+if ! all_alive "$server_pid"; then
 	echo "server did not start (port $port busy? set BENCH_PORT):" >&2
 	cat "$tmp/server.log" >&2
-	server_pid=
 	exit 1
 fi
 

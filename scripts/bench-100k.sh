@@ -25,17 +25,8 @@ ramp=${RAMP:-10000}
 
 command -v redis-server >/dev/null || { echo "bench-100k: redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-go build -o "$tmp/reverb" ./cmd/reverb
-go build -o "$tmp/reverb-bench" ./bench/cmd/reverb-bench
+source scripts/lib.sh
+build_binaries
 
 redis_port=$((port + 1))
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning >"$tmp/redis.log" 2>&1 &
@@ -50,14 +41,9 @@ for i in $(seq "$nodes"); do
   pids+=($!)
   server_pids+=($!)
 done
-for _ in $(seq 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
+wait_port 127.0.0.1 "$port" || true
 sleep 1
-for p in "${server_pids[@]}"; do
-  kill -0 "$p" 2>/dev/null || { echo "bench-100k: a server process died:" >&2; cat "$tmp"/node-*.log >&2; exit 1; }
-done
+all_alive "${server_pids[@]}" || { echo "bench-100k: a server process died:" >&2; cat "$tmp"/node-*.log >&2; exit 1; }
 pidlist=$(IFS=,; echo "${server_pids[*]}")
 
 echo "== $conns connections over $nodes server processes on :$port (Redis :$redis_port), one public channel"
