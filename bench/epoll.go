@@ -107,16 +107,16 @@ func (p *poller) close() {
 	unix.Close(p.epfd)
 }
 
-// rawRead and rawWrite are read(2) and write(2) on non-blocking sockets
-// without the runtime's syscall bookkeeping: they never block, and at one
-// call per delivery the entersyscall/exitsyscall pair and the P hand-offs
-// it provokes are measurable. errno 0 means success.
 // pause sleeps d without giving up the loop's P (see wait).
 func pause(d time.Duration) {
 	ts := unix.NsecToTimespec(int64(d))
 	unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 }
 
+// rawRead and rawWrite are read(2) and write(2) on non-blocking sockets
+// without the runtime's syscall bookkeeping: they never block, and at one
+// call per delivery the entersyscall/exitsyscall pair and the P hand-offs
+// it provokes are measurable. errno 0 means success.
 func rawRead(fd int, b []byte) (int, unix.Errno) {
 	if len(b) == 0 {
 		return 0, 0
