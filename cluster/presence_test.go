@@ -94,6 +94,21 @@ func (n *node) users(channel string) []string {
 	return ids
 }
 
+// channelNames asks n's GET /channels and returns the names, sorted.
+func (n *node) channelNames() []string {
+	n.t.Helper()
+	list, err := n.api.Channels(pusherapi.ChannelsParams{})
+	if err != nil {
+		n.t.Fatalf("GET /channels on %s: %v", n.name, err)
+	}
+	var names []string
+	for name := range list.Channels {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // presencePair starts Redis and nodes A and B with ann joined to room on A
 // and bob on B, and waits until A announced bob.
 func presencePair(t *testing.T, room string, opts ...nodeOpt) (r *redisServer, a, b *node, a1, b1 *wsClient) {
@@ -239,16 +254,7 @@ func TestChannelCountsAcrossNodes(t *testing.T) {
 		if empty.Occupied || empty.SubscriptionCount != 0 {
 			t.Fatalf("nobody on %s: %+v", n.name, empty)
 		}
-		list, err := n.api.Channels(pusherapi.ChannelsParams{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for name := range list.Channels {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		if !slices.Equal(names, []string{"news", "sports"}) {
+		if names := n.channelNames(); !slices.Equal(names, []string{"news", "sports"}) {
 			t.Fatalf("channels on %s = %v", n.name, names)
 		}
 	}

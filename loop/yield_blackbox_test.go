@@ -51,9 +51,7 @@ func pendingBytes(t *testing.T, c *wsClient) int {
 	if c.r.Buffered() > 0 {
 		return c.r.Buffered()
 	}
-	sc, err := c.conn.(interface {
-		SyscallConn() (syscall.RawConn, error)
-	}).SyscallConn()
+	sc, err := c.conn.(syscall.Conn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
