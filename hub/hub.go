@@ -61,6 +61,8 @@ type Hub struct {
 
 	idHigh uint64
 	idSeq  atomic.Uint64
+
+	counters Counters
 }
 
 type appState struct {
