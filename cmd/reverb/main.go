@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goreverb/reverb/cmd/reverb/config"
 	"github.com/goreverb/reverb/loop"
 	"github.com/goreverb/reverb/pusher"
 )
@@ -63,51 +63,14 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// parseFlags reads the flags shared by start and restart. Only flags given
-// on the command line are set in Flags (nil = not given).
-func parseFlags(name string, args []string, stderr io.Writer) (Flags, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	host := fs.String("host", "", "address to bind (REVERB_SERVER_HOST)")
-	port := fs.Int("port", 0, "port to bind (REVERB_SERVER_PORT)")
-	path := fs.String("path", "", "route prefix (REVERB_SERVER_PATH)")
-	hostname := fs.String("hostname", "", "public host name (REVERB_HOST)")
-	debug := fs.Bool("debug", false, "log connections and every frame in and out")
-	cfgFile := fs.String("config", "", "config file (JSON or YAML) mirroring config/reverb.php")
-	envFile := fs.String("env-file", "", "the .env file to read (default ./.env)")
-	if err := fs.Parse(args); err != nil {
-		return Flags{}, err
-	}
-	var f Flags
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "host":
-			f.Host = host
-		case "port":
-			f.Port = port
-		case "path":
-			f.Path = path
-		case "hostname":
-			f.Hostname = hostname
-		case "debug":
-			f.Debug = debug
-		case "config":
-			f.ConfigFile = cfgFile
-		case "env-file":
-			f.EnvFile = envFile
-		}
-	})
-	return f, nil
-}
-
 // configure parses a command's flags and loads the merged configuration. On
 // failure it has reported the problem and returns nil with the exit code.
-func configure(name string, args, environ []string, stderr io.Writer) (*Config, int) {
-	flags, err := parseFlags(name, args, stderr)
+func configure(name string, args, environ []string, stderr io.Writer) (*config.Config, int) {
+	flags, err := config.ParseFlags(name, args, stderr)
 	if err != nil {
 		return nil, 2
 	}
-	cfg, err := LoadConfig(flags, environ)
+	cfg, err := config.LoadConfig(flags, environ)
 	if err != nil {
 		fmt.Fprintln(stderr, "reverb:", err)
 		return nil, 1
@@ -134,7 +97,7 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	startProfiler(environ, stderr)
 
 	home, _ := os.UserHomeDir()
-	tlsCfg, err := serverTLSConfig(cfg, home)
+	tlsCfg, err := config.ServerTLSConfig(cfg, home)
 	if err != nil {
 		fmt.Fprintln(stderr, "reverb:", err)
 		return 1

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/goreverb/reverb/cluster"
+	"github.com/goreverb/reverb/cmd/reverb/config"
 )
 
 // maxRestartWait caps how long `reverb restart` waits for Redis, whatever
@@ -18,7 +19,7 @@ const maxRestartWait = 10 * time.Second
 // clusterConfig maps servers.reverb.scaling onto the broker's settings.
 // REDIS_TIMEOUT bounds each dial, read and write wait; unlike Reverb, a
 // node never gives up on Redis and never exits because of it.
-func clusterConfig(cfg *Config) cluster.Config {
+func clusterConfig(cfg *config.Config) cluster.Config {
 	r := cfg.Scaling.Redis
 	return cluster.Config{
 		Channel:  cfg.Scaling.Channel,
@@ -38,7 +39,7 @@ func clusterConfig(cfg *Config) cluster.Config {
 // loop.Config.Broker only when non-nil (a nil *Broker in the interface
 // would not be a single node), Attaches the server's hub, sets OnRestart,
 // and Closes it after the server has shut down. Called once, from main.
-func startScaling(cfg *Config, logger *slog.Logger) (*cluster.Broker, error) {
+func startScaling(cfg *config.Config, logger *slog.Logger) (*cluster.Broker, error) {
 	if !cfg.Scaling.Enabled {
 		return nil, nil
 	}
@@ -54,7 +55,7 @@ func startScaling(cfg *Config, logger *slog.Logger) (*cluster.Broker, error) {
 // `reverb restart`; every node's OnRestart callback fires within about a
 // second. It waits for Redis at most REDIS_TIMEOUT, capped at 10 s. It is
 // an error to call it with scaling disabled.
-func restartViaRedis(cfg *Config) error {
+func restartViaRedis(cfg *config.Config) error {
 	if !cfg.Scaling.Enabled {
 		return errors.New("scaling is not enabled")
 	}

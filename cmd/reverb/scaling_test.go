@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/goreverb/reverb/cluster"
+	"github.com/goreverb/reverb/cmd/reverb/config"
 )
 
 var scalingAppEnv = []string{"REVERB_APP_ID=1", "REVERB_APP_KEY=k", "REVERB_APP_SECRET=s"}
 
-func loadScaling(t *testing.T, environ ...string) *Config {
+func loadScaling(t *testing.T, environ ...string) *config.Config {
 	t.Helper()
 	t.Chdir(t.TempDir()) // no stray ./.env
-	c, err := LoadConfig(Flags{}, append(environ, scalingAppEnv...))
+	c, err := config.LoadConfig(config.Flags{}, append(environ, scalingAppEnv...))
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
 	}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/aes"
@@ -79,11 +79,11 @@ func isFile(p string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// serverTLSConfig is what main.go needs to wrap its listener: nil for plain
-// TCP, else a tls.Config holding the certificate ResolveTLS picked, with an
-// encrypted key decrypted with c.TLS.Passphrase. Client certificates are not
-// requested (§10.5 does not require verify_peer).
-func serverTLSConfig(c *Config, home string) (*tls.Config, error) {
+// ServerTLSConfig is what the reverb command wraps its listener with: nil
+// for plain TCP, else a tls.Config holding the certificate ResolveTLS
+// picked, with an encrypted key decrypted with c.TLS.Passphrase. Client
+// certificates are not requested (§10.5 does not require verify_peer).
+func ServerTLSConfig(c *Config, home string) (*tls.Config, error) {
 	cert, key, err := ResolveTLS(c, home)
 	if err != nil || cert == "" {
 		return nil, err

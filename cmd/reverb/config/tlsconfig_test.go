@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/tls"
@@ -150,10 +150,10 @@ func TestLoadKeyPair(t *testing.T) {
 }
 
 // TestServerTLSConfigHandshake serves a real TLS handshake with the
-// configuration main.go would build, using the encrypted fixture key.
+// configuration the reverb command builds, using the encrypted fixture key.
 func TestServerTLSConfigHandshake(t *testing.T) {
 	c := &Config{TLS: TLSConfig{Cert: fixture("cert.pem"), Key: fixture("pkcs8-aes256.key"), Passphrase: fixturePass}}
-	cfg, err := serverTLSConfig(c, t.TempDir())
+	cfg, err := ServerTLSConfig(c, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestServerTLSConfigHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	plain, err := serverTLSConfig(&Config{}, t.TempDir())
+	plain, err := ServerTLSConfig(&Config{}, t.TempDir())
 	if err != nil || plain != nil {
 		t.Fatalf("plain config: %v, %v; want nil, nil", plain, err)
 	}

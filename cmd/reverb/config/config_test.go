@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -666,7 +666,7 @@ func TestExampleFiles(t *testing.T) {
 	}
 }
 
-// testdataAbs is cmd/reverb/testdata, resolved before any test changes directory.
+// testdataAbs is cmd/reverb/config/testdata, resolved before any test changes directory.
 var testdataAbs = func() string {
 	p, err := filepath.Abs("testdata")
 	if err != nil {
