@@ -195,8 +195,11 @@ type pbkdf2Params struct {
 	PRF        pkix.AlgorithmIdentifier `asn1:"optional"`
 }
 
-// decryptPKCS8 decrypts an EncryptedPrivateKeyInfo protected with PBES2.
-// The old PBES1 schemes (MD5/SHA1 with DES or RC2) are refused.
+// decryptPKCS8 decrypts an EncryptedPrivateKeyInfo protected with PBES2
+// (PBKDF2 with HMAC-SHA1/224/256/384/512; AES-CBC or 3DES-CBC). The old
+// PBES1 schemes (MD5/SHA1 with DES or RC2) and scrypt are refused with a
+// message saying how to re-encrypt. Lengths are checked before decrypting,
+// so a damaged file is an error, never a panic.
 func decryptPKCS8(der []byte, passphrase string) ([]byte, error) {
 	var info encryptedPrivateKeyInfo
 	if _, err := asn1.Unmarshal(der, &info); err != nil {
@@ -210,7 +213,7 @@ func decryptPKCS8(der []byte, passphrase string) ([]byte, error) {
 		return nil, fmt.Errorf("encrypted private key: %w", err)
 	}
 	if !params.KeyDerivation.Algorithm.Equal(oidPBKDF2) {
-		return nil, fmt.Errorf("encrypted private key: unsupported key derivation %v", params.KeyDerivation.Algorithm)
+		return nil, fmt.Errorf("encrypted private key: unsupported key derivation %v (scrypt keys: re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`)", params.KeyDerivation.Algorithm)
 	}
 	var kdf pbkdf2Params
 	if _, err := asn1.Unmarshal(params.KeyDerivation.Parameters.FullBytes, &kdf); err != nil {

@@ -3,6 +3,8 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -21,6 +23,8 @@ import (
 //	openssl pkcs8 -topk8 -in plain.key -out pkcs8-aes256.key -v2 aes-256-cbc -passout pass:s3cret
 //	openssl pkcs8 -topk8 -in plain.key -out pkcs8-aes128-sha1.key -v2 aes-128-cbc -v2prf hmacWithSHA1 -passout pass:s3cret
 //	openssl pkcs8 -topk8 -in plain.key -out pkcs8-des3.key -v2 des3 -passout pass:s3cret
+//	openssl pkcs8 -topk8 -in plain.key -out pkcs8-aes256-sha512.key -v2 aes-256-cbc -v2prf hmacWithSHA512 -passout pass:s3cret
+//	openssl pkcs8 -topk8 -in plain.key -out pkcs8-scrypt.key -scrypt -passout pass:s3cret
 //	openssl ec -in plain.key -aes128 -passout pass:s3cret -out legacy-aes128.key
 //	cat cert.pem plain.key > combined.pem; cat cert.pem pkcs8-aes256.key > combined-encrypted.pem
 const fixturePass = "s3cret"
@@ -117,6 +121,8 @@ func TestLoadKeyPair(t *testing.T) {
 		{"cert.pem", "pkcs8-aes256.key", fixturePass, ""},
 		{"cert.pem", "pkcs8-aes128-sha1.key", fixturePass, ""},
 		{"cert.pem", "pkcs8-des3.key", fixturePass, ""},
+		{"cert.pem", "pkcs8-aes256-sha512.key", fixturePass, ""},
+		{"cert.pem", "pkcs8-scrypt.key", fixturePass, "unsupported key derivation"},
 		{"cert.pem", "legacy-aes128.key", fixturePass, ""},
 		{"combined-encrypted.pem", "", fixturePass, ""},
 		{"cert.pem", "pkcs8-aes256.key", "", "the private key is encrypted"},
@@ -144,6 +150,60 @@ func TestLoadKeyPair(t *testing.T) {
 			// tls.X509KeyPair already checked that the key matches the certificate.
 			if pair.Leaf == nil || pair.Leaf.Subject.CommonName != "reverb.test" {
 				t.Fatalf("leaf %+v", pair.Leaf)
+			}
+		})
+	}
+}
+
+// TestDecryptPKCS8Malformed feeds decryptPKCS8 a well-formed PBES2 key
+// whose IV or ciphertext has the wrong length. It must return an error: the
+// library weighed against this code (github.com/youmark/pkcs8, 2024-07-26)
+// panics on both (cipher.NewCBCDecrypter and CryptBlocks are handed the
+// lengths unchecked), which here would crash `reverb start` on a damaged
+// key file instead of naming it.
+func TestDecryptPKCS8Malformed(t *testing.T) {
+	data, err := os.ReadFile(fixture("pkcs8-aes256.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "ENCRYPTED PRIVATE KEY" {
+		t.Fatalf("fixture is not an encrypted PKCS#8 key")
+	}
+	if _, err := decryptPKCS8(block.Bytes, fixturePass); err != nil {
+		t.Fatalf("unmodified fixture: %v", err)
+	}
+	parse := func() (encryptedPrivateKeyInfo, pbes2Params) {
+		var info encryptedPrivateKeyInfo
+		var params pbes2Params
+		if _, err := asn1.Unmarshal(block.Bytes, &info); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &params); err != nil {
+			t.Fatal(err)
+		}
+		return info, params
+	}
+	marshal := func(v any) []byte {
+		b, err := asn1.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	shortIV, params := parse()
+	params.Encryption.Parameters = asn1.RawValue{FullBytes: marshal([]byte("8 bytes!"))}
+	shortIV.Algorithm.Parameters = asn1.RawValue{FullBytes: marshal(params)}
+
+	truncated, _ := parse()
+	truncated.Data = truncated.Data[:len(truncated.Data)-3]
+
+	for name, info := range map[string]encryptedPrivateKeyInfo{"8-byte IV": shortIV, "ciphertext not whole blocks": truncated} {
+		t.Run(name, func(t *testing.T) {
+			_, err := decryptPKCS8(marshal(info), fixturePass)
+			if err == nil || !strings.Contains(err.Error(), "malformed ciphertext") {
+				t.Fatalf("err = %v, want malformed ciphertext", err)
 			}
 		})
 	}
