@@ -141,3 +141,47 @@ func TestDotenvMissingFile(t *testing.T) {
 		t.Fatal("missing explicit file: want an error")
 	}
 }
+
+// TestDotenvWhereGodotenvDiffers pins the phpdotenv (Laravel) reading of
+// .env lines that github.com/joho/godotenv v1.5.1 reads differently; its
+// result is in each case's comment. They are why this package keeps its
+// own parser (see the commit that added this test).
+func TestDotenvWhereGodotenvDiffers(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		process map[string]string
+		want    map[string]string
+	}{
+		// godotenv: "S3crx" ($ET9 expanded as a variable, twice).
+		{"bare $ is literal, unquoted", "REDIS_PASSWORD=S3cr$ET9x\n", nil, map[string]string{"REDIS_PASSWORD": "S3cr$ET9x"}},
+		{"bare $ is literal, double-quoted", `REDIS_PASSWORD="S3cr$ET9x"` + "\n", nil, map[string]string{"REDIS_PASSWORD": "S3cr$ET9x"}},
+		// godotenv: "" (it resolves only names defined earlier in the file).
+		{"${VAR} from the process environment", "REDIS_URL=redis://${REDIS_HOST}:6379\n", map[string]string{"REDIS_HOST": "cache"},
+			map[string]string{"REDIS_URL": "redis://cache:6379"}},
+		// godotenv: "file" (Laravel's immutable repository lets the process win).
+		{"process environment wins in ${VAR}", "K=file\nV=${K}\n", map[string]string{"K": "proc"}, map[string]string{"K": "file", "V": "proc"}},
+		// godotenv: "${a}" (upper-case names only).
+		{"lower-case names interpolate", "a=1\nB=${a}\n", nil, map[string]string{"a": "1", "B": "1"}},
+		// godotenv: "tabthere".
+		{`\t in double quotes is a tab`, `A="tab\there"` + "\n", nil, map[string]string{"A": "tab\there"}},
+		// godotenv: an error for the whole file.
+		{"a bare name declares nothing", "LONELY\nA=1\n", nil, map[string]string{"A": "1"}},
+		{"UTF-8 byte order mark", "\uFEFFA=1\n", nil, map[string]string{"A": "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := loadDotenv(writeFile(t, t.TempDir(), ".env", tt.content), true, tt.process)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+	// godotenv accepts "MY VAR=1" as the name "MY VAR"; phpdotenv refuses it.
+	if _, err := loadDotenv(writeFile(t, t.TempDir(), ".env", "MY VAR=1\n"), true, nil); err == nil {
+		t.Fatal(`"MY VAR=1": want an error, as phpdotenv gives`)
+	}
+}
