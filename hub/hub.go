@@ -33,6 +33,8 @@ type Options struct {
 	Frame Framer
 	// Broker reaches other nodes; nil means a single node.
 	Broker Broker
+	// Hooks receives the events webhooks are made of; nil means none.
+	Hooks Hooks
 }
 
 const numShards = 64
@@ -44,6 +46,7 @@ type Hub struct {
 	byID   *pusher.AppSet
 	frame  Framer
 	broker Broker
+	hooks  Hooks     // nil without webhooks
 	dir    Directory // nil on a single node
 	// clustered is set when a real broker is configured: subscriptions
 	// then wait for their channel to be ready (InterestReady).
@@ -87,6 +90,7 @@ func New(o Options) *Hub {
 		byID:   o.Apps,
 		frame:  o.Frame,
 		broker: o.Broker,
+		hooks:  o.Hooks,
 	}
 	if h.broker == nil {
 		h.broker = NoBroker{}

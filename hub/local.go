@@ -386,6 +386,10 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 			l.h.awaitReady(ch)
 		}
 	}
+	if ch.subs == 1 {
+		l.h.hookOccupancy(ch, true)
+	}
+	l.h.hookCount(ch)
 	if uKey != "" {
 		mb := ch.members[uKey]
 		if mb == nil {
@@ -402,6 +406,7 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 				info = []byte("null")
 			}
 			l.h.broker.Presence(app.ID, ch.name, uKey, uJSON, info, true)
+			l.h.hookMember(ch, uKey, true)
 		}
 	}
 	if ch.local[l.idx] == nil {
@@ -522,6 +527,9 @@ func (l *Local) sendAck(s *Session, ch *Channel, typ pusher.ChannelType, cached 
 		} else {
 			l.tmp = pusher.AppendCacheMiss(l.tmp[:0], ch.name)
 			l.reply(s, l.tmp)
+			if h := l.h; h.hooks != nil && s.App.HookMask().Has(pusher.HookCacheMiss) {
+				h.hooks.CacheMiss(s.App, ch.name)
+			}
 		}
 	}
 }
@@ -542,14 +550,17 @@ func (l *Local) unsubscribeAt(s *Session, i int) {
 		if mb := ch.members[sub.user.key]; mb != nil {
 			if mb.local--; mb.local == 0 {
 				l.h.broker.Presence(s.App.ID, ch.name, sub.user.key, mb.id, mb.info, false)
+				l.h.hookMember(ch, sub.user.key, false)
 				if !mb.present() {
 					l.h.memberRemoved(ch, sub.user.key, mb, s.seq)
 				}
 			}
 		}
 	}
+	l.h.hookCount(ch)
 	if ch.subs == 0 {
 		l.h.broker.Interest(s.App.ID, ch.name, false)
+		l.h.hookOccupancy(ch, false)
 		if !ch.cacheValid(l.h.Now()) && sh.chans[ch.name] == ch {
 			delete(sh.chans, ch.name)
 		}
@@ -613,6 +624,9 @@ func (l *Local) clientEvent(s *Session, m *pusher.Message) {
 		// "all" relays the received object as-is, a client user_id included [R].
 		l.tmp = pusher.AppendClientEventAsIs(l.tmp[:0], string(m.Event), string(m.Channel), m.Data, m.UserID)
 	}
+	if l.h.hooks != nil && app.HookMask().Has(pusher.HookClientEvent) {
+		l.hookClientEvent(s, m, i)
+	}
 	if i >= 0 {
 		ch := s.subs[i].ch
 		sh := s.as.shard(ch.name)
@@ -626,6 +640,17 @@ func (l *Local) clientEvent(s *Session, m *pusher.Message) {
 	name := string(m.Channel)
 	l.h.publish(s.as, name, l.tmp, s.seq, false)
 	l.broker(s, app.ID, name, l.tmp)
+}
+
+// hookClientEvent reports a relayed client event; i is the sender's
+// subscription to the channel, or -1.
+func (l *Local) hookClientEvent(s *Session, m *pusher.Message, i int) {
+	user := ""
+	if i >= 0 && s.subs[i].user != nil {
+		user = s.subs[i].user.key
+	}
+	var id [48]byte
+	l.h.hooks.ClientEvent(s.App, string(m.Channel), string(m.Event), m.Data, string(s.AppendID(id[:0])), user)
 }
 
 func (l *Local) addUser(s *Session, id string) {

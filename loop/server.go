@@ -51,6 +51,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Broker reaches other nodes; nil = single node.
 	Broker hub.Broker
+	// Hooks receives the events of the apps' webhooks; nil = none.
+	Hooks hub.Hooks
 	// AsyncAPI serves each HTTP API request (everything pusher.API.Serve
 	// answers, /up included) on a goroutine of its own instead of on the
 	// event loop, for backends whose queries may block: a clustered node
@@ -126,7 +128,7 @@ func Start(cfg Config) (*Server, error) {
 		booted:  make(chan struct{}),
 		done:    make(chan error, 1),
 	}
-	s.hub = hub.New(hub.Options{Apps: cfg.Apps, Loops: cfg.Loops, Frame: wsproto.AppendText, Broker: cfg.Broker})
+	s.hub = hub.New(hub.Options{Apps: cfg.Apps, Loops: cfg.Loops, Frame: wsproto.AppendText, Broker: cfg.Broker, Hooks: cfg.Hooks})
 	s.api = &pusher.API{Apps: cfg.Apps, Backend: s.hub, TimestampWindow: cfg.TimestampWindow}
 	if cfg.wrapAPI != nil {
 		s.api.Backend = cfg.wrapAPI(s.hub)

@@ -73,6 +73,10 @@ type App struct {
 	CacheTTL time.Duration
 	// TerminateCode is the close code sent by terminate_connections (default 4009).
 	TerminateCode int
+	// Webhooks are the app's webhook targets (§12); none by default.
+	Webhooks []Webhook
+
+	hooks HookMask // union of Webhooks' events, set by WithDefaults
 }
 
 // Defaults for App fields left zero by a config source.
@@ -109,6 +113,18 @@ func (a App) WithDefaults() App {
 	}
 	if a.TerminateCode == 0 {
 		a.TerminateCode = DefaultTerminateCode
+	}
+	a.hooks = 0
+	if len(a.Webhooks) > 0 {
+		hs := make([]Webhook, len(a.Webhooks))
+		copy(hs, a.Webhooks)
+		for i := range hs {
+			if hs[i].Events == 0 {
+				hs[i].Events = AllHooks
+			}
+			a.hooks |= hs[i].Events
+		}
+		a.Webhooks = hs
 	}
 	return a
 }
