@@ -209,6 +209,7 @@ type Broker struct {
 
 	peers peers
 	qs    queries
+	wh    atomic.Pointer[webhooks] // set by Webhooks (webhook.go)
 
 	startOnce sync.Once
 	started   atomic.Bool

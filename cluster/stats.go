@@ -178,6 +178,9 @@ func (b *Broker) expirePeers(now time.Time) {
 	p.mu.Unlock()
 	for _, node := range gone {
 		h.PresenceNodeGone(node)
+		if w := b.wh.Load(); w != nil {
+			w.nodeGone(node)
+		}
 	}
 }
 

@@ -33,13 +33,18 @@ type Hooks interface {
 	CacheMiss(app *pusher.App, channel string)
 }
 
+// occupancyHooks are the events that follow subscriptions.
+const occupancyHooks = pusher.HookMask(1<<pusher.HookChannelOccupied | 1<<pusher.HookChannelVacated |
+	1<<pusher.HookMemberAdded | 1<<pusher.HookMemberRemoved | 1<<pusher.HookSubscriptionCount)
+
 // hookOccupancy reports a node-level occupancy change of ch (shard held).
 func (h *Hub) hookOccupancy(ch *Channel, on bool) {
 	if h.hooks == nil || ch.typ.IsUser() {
 		return
 	}
-	app := ch.as.app
-	if m := app.HookMask(); m.Has(pusher.HookChannelOccupied) || m.Has(pusher.HookChannelVacated) {
+	// Also reported for apps that want only member or count events: a
+	// cluster indexes the channels each node has by it.
+	if app := ch.as.app; app.HookMask()&occupancyHooks != 0 {
 		h.hooks.Occupancy(app, ch.name, on)
 	}
 }
