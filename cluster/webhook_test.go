@@ -396,4 +396,3 @@ func (b *burstClient) close() {
 	b.left = time.Now()
 	b.c.leave()
 }
-
