@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/goreverb/reverb/cmd/reverb/config"
+	"github.com/goreverb/reverb/hub/webhook"
 	"github.com/goreverb/reverb/loop"
 	"github.com/goreverb/reverb/pusher"
 )
@@ -120,6 +121,24 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	if brokerLog == nil {
 		brokerLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	// Webhooks, when any app has some. Closed after the broker (defers run
+	// last first), so the removals of sockets closed at shutdown still go.
+	var hooks *webhook.Sender
+	for _, a := range apps.All() {
+		if len(a.Webhooks) > 0 {
+			hooks = webhook.New(apps, webhook.Options{
+				Batch: cfg.Webhooks.Batch, Delay: cfg.Webhooks.Delay,
+				QueueSize: cfg.Webhooks.QueueSize, Timeout: cfg.Webhooks.Timeout, Logger: brokerLog,
+			})
+			lcfg.Hooks = hooks
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				hooks.Close(ctx)
+			}()
+			break
+		}
+	}
 	broker, err := startScaling(cfg, brokerLog)
 	if err != nil {
 		fmt.Fprintln(stderr, "reverb:", err)
@@ -128,6 +147,9 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	if broker != nil {
 		defer broker.Close()
 		lcfg.Broker = broker
+		if hooks != nil {
+			lcfg.Hooks = broker.Webhooks(hooks)
+		}
 		// Channel queries wait for the other nodes' answers: serve the
 		// HTTP API off the event loops.
 		lcfg.AsyncAPI = true
@@ -136,6 +158,9 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "reverb:", err)
 		return 1
+	}
+	if hooks != nil {
+		hooks.Start(srv.Hub().Counters())
 	}
 	restartCmd := make(chan struct{}, 1)
 	if broker != nil {

@@ -42,6 +42,13 @@ import (
 //	REVERB_APP_SIGNIN                apps.apps[].signin                  true
 //	REVERB_APP_CACHE_TTL             apps.apps[].cache_ttl               1800 s
 //	REVERB_APP_TERMINATE_CODE        apps.apps[].terminate_code          4009
+//	REVERB_APP_WEBHOOK_URL           apps.apps[].webhooks[].url          none (all events to this URL)
+//	REVERB_APP_WEBHOOK_EVENTS        apps.apps[].webhooks[].event_types  all (comma list for the env var)
+//	(none)                           apps.apps[].webhooks[].headers, .filter.channel_name_starts_with/_ends_with
+//	REVERB_WEBHOOK_BATCH_WINDOW      servers.reverb.webhooks.batch_window  0.25 s
+//	REVERB_WEBHOOK_DELAY             servers.reverb.webhooks.delay         3 s (channel_vacated, member_removed)
+//	REVERB_WEBHOOK_QUEUE_SIZE        servers.reverb.webhooks.queue_size    10000 events
+//	REVERB_WEBHOOK_TIMEOUT           servers.reverb.webhooks.timeout       5 s per request
 //
 // Anything else in the environment (BROADCAST_CONNECTION, REVERB_PORT,
 // REVERB_SCHEME, VITE_*, Pulse/Telescope intervals, ...) is ignored.
@@ -82,9 +89,20 @@ type Config struct {
 	// EventLoops is the number of event loops; 0 = one per CPU. Several
 	// processes on one machine each want fewer.
 	EventLoops int
+	// Webhooks are the node-level webhook settings.
+	Webhooks WebhookConfig
 	// Dev is true when no app was configured at all and a development app
 	// with random credentials was generated (Apps has exactly that app).
 	Dev bool
+}
+
+// WebhookConfig is servers.reverb.webhooks; zero values mean the
+// webhook package's defaults.
+type WebhookConfig struct {
+	Batch     time.Duration // batch_window
+	Delay     time.Duration // delay of channel_vacated and member_removed
+	QueueSize int           // events waiting to be delivered
+	Timeout   time.Duration // per request
 }
 
 // TLSConfig is servers.reverb.options.tls. Cert may also hold the key. All
@@ -390,6 +408,7 @@ func (s *sources) server(c *Config, f Flags) error {
 	c.StateDir, e = s.pick("REVERB_STATE_DIR", "state_dir").nonEmpty(filepath.Join(os.TempDir(), "reverb"))
 	add(e)
 	add(s.scaling(&c.Scaling))
+	add(s.webhooks(&c.Webhooks))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -754,6 +773,8 @@ func buildApp(a appSource) (pusher.App, error) {
 	if e == nil && (app.TerminateCode < 4000 || app.TerminateCode > 4999) {
 		add(tc.errorf("%d is not a Pusher close code (4000-4999)", app.TerminateCode))
 	}
+	app.Webhooks, e = a.webhooks()
+	add(e)
 	if err := errors.Join(errs...); err != nil {
 		return pusher.App{}, err
 	}
@@ -876,4 +897,129 @@ func normaliseFile(v any) any {
 		return v
 	}
 	return fmt.Sprint(v)
+}
+
+// webhooks reads servers.reverb.webhooks (node-level webhook settings).
+func (s *sources) webhooks(w *WebhookConfig) error {
+	var errs []error
+	var e error
+	w.Batch, e = s.pick("REVERB_WEBHOOK_BATCH_WINDOW", "webhooks", "batch_window").seconds(0)
+	errs = append(errs, e)
+	w.Delay, e = s.pick("REVERB_WEBHOOK_DELAY", "webhooks", "delay").seconds(0)
+	errs = append(errs, e)
+	w.QueueSize, e = s.pick("REVERB_WEBHOOK_QUEUE_SIZE", "webhooks", "queue_size").integer(0, 0)
+	errs = append(errs, e)
+	w.Timeout, e = s.pick("REVERB_WEBHOOK_TIMEOUT", "webhooks", "timeout").seconds(0)
+	errs = append(errs, e)
+	return errors.Join(errs...)
+}
+
+// webhooks reads an app's webhook targets: the env app's
+// REVERB_APP_WEBHOOK_URL / REVERB_APP_WEBHOOK_EVENTS, or a file app's
+// webhooks list in soketi's shape.
+func (a appSource) webhooks() ([]pusher.Webhook, error) {
+	if a.entry == nil {
+		if u, err := a.get("REVERB_APP_WEBHOOK_URL", "").str(""); err != nil || u == "" {
+			return nil, err
+		}
+		ev := a.get("REVERB_APP_WEBHOOK_EVENTS", "")
+		list, err := ev.str("")
+		if err != nil {
+			return nil, err
+		}
+		var names []any
+		for _, n := range strings.Split(list, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+		var h pusher.Webhook
+		if h.URL, err = webhookURL(a.get("REVERB_APP_WEBHOOK_URL", "")); err != nil {
+			return nil, err
+		}
+		if h.Events, err = hookEvents(ev, names); err != nil {
+			return nil, err
+		}
+		return []pusher.Webhook{h}, nil
+	}
+	st := a.get("", "webhooks")
+	if st.v == nil {
+		return nil, nil
+	}
+	items, ok := st.v.([]any)
+	if !ok {
+		return nil, st.errorf("must be a list of {url, event_types, headers, filter}")
+	}
+	var out []pusher.Webhook
+	var errs []error
+	for i, it := range items {
+		m, ok := it.(map[string]any)
+		src := fmt.Sprintf("%s[%d]", st.src, i)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: must be an object with a url", src))
+			continue
+		}
+		at := func(keys ...string) setting {
+			return setting{v: lookup(m, keys...), src: src + "." + strings.Join(keys, ".")}
+		}
+		var h pusher.Webhook
+		var e error
+		h.URL, e = webhookURL(at("url"))
+		errs = append(errs, e)
+		if et := at("event_types"); et.v != nil {
+			names, ok := et.v.([]any)
+			if !ok {
+				errs = append(errs, et.errorf("must be a list of event names"))
+			} else {
+				h.Events, e = hookEvents(et, names)
+				errs = append(errs, e)
+			}
+		}
+		if hd := at("headers"); hd.v != nil {
+			hm, ok := hd.v.(map[string]any)
+			if !ok {
+				errs = append(errs, hd.errorf("must be an object of header names and values"))
+			}
+			for k, v := range hm {
+				if h.Headers == nil {
+					h.Headers = make(map[string]string)
+				}
+				h.Headers[k], e = setting{v: v, src: hd.src + "." + k}.str("")
+				errs = append(errs, e)
+			}
+		}
+		h.Prefix, e = at("filter", "channel_name_starts_with").str("")
+		errs = append(errs, e)
+		h.Suffix, e = at("filter", "channel_name_ends_with").str("")
+		errs = append(errs, e)
+		out = append(out, h)
+	}
+	return out, errors.Join(errs...)
+}
+
+// webhookURL requires an absolute http(s) URL.
+func webhookURL(st setting) (string, error) {
+	s, err := st.str("")
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(s)
+	if s == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", st.errorf("%s is not an http:// or https:// URL", describe(st.v))
+	}
+	return s, nil
+}
+
+// hookEvents maps event names to a set; empty means every event.
+func hookEvents(st setting, names []any) (pusher.HookMask, error) {
+	var m pusher.HookMask
+	for _, n := range names {
+		s, _ := n.(string)
+		k, ok := pusher.ParseHookKind(s)
+		if !ok {
+			return 0, st.errorf("%s is not a webhook event (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, subscription_count)", describe(n))
+		}
+		m = m.With(k)
+	}
+	return m, nil
 }

@@ -674,3 +674,51 @@ var testdataAbs = func() string {
 	}
 	return p
 }()
+
+func TestWebhookSettings(t *testing.T) {
+	t.Chdir(t.TempDir())
+	c := mustLoad(t, Flags{}, "REVERB_APP_ID=1", "REVERB_APP_KEY=k", "REVERB_APP_SECRET=s",
+		"REVERB_APP_WEBHOOK_URL=https://app.test/pusher/webhook", "REVERB_APP_WEBHOOK_EVENTS=member_added, member_removed",
+		"REVERB_WEBHOOK_BATCH_WINDOW=0.5", "REVERB_WEBHOOK_DELAY=2", "REVERB_WEBHOOK_QUEUE_SIZE=99", "REVERB_WEBHOOK_TIMEOUT=1.5")
+	hs := c.Apps[0].Webhooks
+	want := pusher.HookMask(0).With(pusher.HookMemberAdded).With(pusher.HookMemberRemoved)
+	if len(hs) != 1 || hs[0].URL != "https://app.test/pusher/webhook" || hs[0].Events != want {
+		t.Fatalf("env webhooks %+v", hs)
+	}
+	if w := c.Webhooks; w.Batch != 500*time.Millisecond || w.Delay != 2*time.Second || w.QueueSize != 99 || w.Timeout != 1500*time.Millisecond {
+		t.Fatalf("node settings %+v", w)
+	}
+	// Without REVERB_APP_WEBHOOK_EVENTS: every event.
+	c = mustLoad(t, Flags{}, "REVERB_APP_ID=1", "REVERB_APP_KEY=k", "REVERB_APP_SECRET=s", "REVERB_APP_WEBHOOK_URL=http://127.0.0.1:9/h")
+	if hs := c.Apps[0].Webhooks; len(hs) != 1 || hs[0].Events != pusher.AllHooks || c.Apps[0].HookMask() != pusher.AllHooks {
+		t.Fatalf("env webhook without events %+v", hs)
+	}
+	if len(mustLoad(t, Flags{}, "REVERB_APP_ID=1", "REVERB_APP_KEY=k", "REVERB_APP_SECRET=s").Apps[0].Webhooks) != 0 {
+		t.Fatal("webhooks without REVERB_APP_WEBHOOK_URL")
+	}
+
+	p := writeFile(t, t.TempDir(), "apps.json", `{"servers":{"reverb":{"webhooks":{"delay":1}}},"apps":{"apps":[{"app_id":"1","key":"k","secret":"s",
+		"webhooks":[{"url":"https://a.test/h","event_types":["channel_occupied","client_event"],"headers":{"X-Token":"t"},
+		"filter":{"channel_name_starts_with":"private-","channel_name_ends_with":".log"}},{"url":"http://b.test/"}]}]}}`)
+	c = mustLoad(t, Flags{ConfigFile: &p})
+	hs = c.Apps[0].Webhooks
+	if len(hs) != 2 || hs[0].URL != "https://a.test/h" || hs[0].Headers["X-Token"] != "t" || hs[0].Prefix != "private-" ||
+		hs[0].Suffix != ".log" || hs[0].Events != pusher.HookMask(0).With(pusher.HookChannelOccupied).With(pusher.HookClientEvent) ||
+		hs[1].Events != pusher.AllHooks || c.Webhooks.Delay != time.Second {
+		t.Fatalf("file webhooks %+v, node %+v", hs, c.Webhooks)
+	}
+
+	for _, env := range [][]string{
+		{"REVERB_APP_WEBHOOK_URL=ftp://x/"},
+		{"REVERB_APP_WEBHOOK_URL=http://x/", "REVERB_APP_WEBHOOK_EVENTS=channel_occupied,user_joined"},
+		{"REVERB_WEBHOOK_DELAY=soon"},
+	} {
+		if _, err := load(t, Flags{}, append([]string{"REVERB_APP_ID=1", "REVERB_APP_KEY=k", "REVERB_APP_SECRET=s"}, env...)...); err == nil {
+			t.Errorf("%v accepted", env)
+		}
+	}
+	bad := writeFile(t, t.TempDir(), "bad.json", `{"apps":{"apps":[{"app_id":"1","key":"k","secret":"s","webhooks":[{"event_types":["member_added"]}]}]}}`)
+	if _, err := load(t, Flags{ConfigFile: &bad}); err == nil || !strings.Contains(err.Error(), "webhooks[0].url") {
+		t.Errorf("webhook without url: %v", err)
+	}
+}
