@@ -100,7 +100,7 @@ export async function startServer(opts = {}) {
 // {"health":"OK"}. opts.apps (array of app objects) writes a JSON config
 // file; opts.env sets REVERB_APP_ID/KEY/SECRET (defaults: first app or the
 // built-in e2e app); opts.port reuses a port (restart tests); opts.redisPort
-// turns scaling on against that Redis.
+// turns scaling on against that Redis; opts.serverEnv adds env settings.
 export async function startNode(opts = {}) {
   const bin = binary();
   const port = opts.port ?? (await freePort());
@@ -126,6 +126,8 @@ export async function startNode(opts = {}) {
   env.REVERB_APP_KEY = envApp.key;
   env.REVERB_APP_SECRET = envApp.secret;
   env.REVERB_STATE_DIR = path.join(tmp, 'state');
+  // opts.serverEnv: extra REVERB_* settings of the node (e.g. webhook delay).
+  Object.assign(env, opts.serverEnv || {});
   if (opts.redisPort) {
     env.REVERB_SCALING_ENABLED = 'true';
     env.REDIS_HOST = '127.0.0.1';
