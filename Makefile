@@ -1,6 +1,6 @@
 # The test command named in README: installs what the tests need (npm
 # packages, Debian's chromium when run as root) and runs every test.
-.PHONY: test test-go test-e2e deps fuzz bench bench-micro bench-100k build run vet
+.PHONY: test test-go test-e2e deps fuzz bench bench-micro bench-100k bench-webhooks build run vet
 
 GO ?= go
 
@@ -41,6 +41,11 @@ bench:
 # Redis, and one broadcast timed to all of them (scripts/bench-100k.sh).
 bench-100k:
 	bash scripts/bench-100k.sh
+
+# Webhook target: 1,000 presence members join and leave in a burst, on one
+# node and on three nodes with a real redis-server (README, "Webhooks").
+bench-webhooks:
+	$(GO) test -run='^$$' -bench=WebhookPresenceBurst -benchtime=1x ./cluster
 
 # Hot-path micro-benchmarks (allocation counts per operation).
 bench-micro:

@@ -50,6 +50,10 @@
 //   - state: runs presence and cache scripts in order on a connection of
 //     its own, retrying a failed batch (every operation sets a state, so a
 //     repeat is harmless).
+//   - webhooks (only when Broker.Webhooks was called): records this
+//     node's occupancy and presence transitions in Redis, polls the due
+//     removals and hands the cluster-wide transitions to the webhook
+//     sender, on a connection of its own (webhook.go).
 //
 // A SUBSCRIBE confirmation makes a plain channel ready at once
 // (hub.Hub.InterestReady); presence and cache channels are ready when

@@ -2,10 +2,14 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -301,10 +305,19 @@ func burst(b *testing.B, count, users int) {
 	const room = "presence-burst"
 	clients := make([]*burstClient, users)
 	var wg sync.WaitGroup
+	errs := make([]error, users)
+	sem := make(chan struct{}, 32)
 	for i := range clients {
-		wg.Go(func() { clients[i] = dialBurst(b, ns[i%len(ns)], room, "u"+itoa(i)) })
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			clients[i], errs[i] = dialBurst(ns[i%len(ns)], room, "u"+itoa(i))
+		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
 	rec.wait("every member_added", 20*time.Second, func() bool { return rec.count("member_added", "") >= users })
 	for _, c := range clients {
 		c.close()
@@ -377,9 +390,34 @@ type burstClient struct {
 	joined, left time.Time
 }
 
-func dialBurst(t testing.TB, n *node, room, user string) *burstClient {
-	c := n.connect(user)
-	c.joinPresence(n.api, room, user, nil)
+// dialBurst connects and joins without failing from its goroutine: it
+// returns an error instead (t.Fatal must not run off the test goroutine).
+func dialBurst(n *node, room, user string) (*burstClient, error) {
+	c := n.dial(user)
+	m, ok := c.next(burstWait)
+	if !ok || m.Event != "pusher:connection_established" {
+		return nil, fmt.Errorf("%s: no connection_established (got %q)", user, m.raw)
+	}
+	var est struct {
+		SocketID string `json:"socket_id"`
+	}
+	_ = json.Unmarshal([]byte(m.dataString()), &est)
+	auth, err := n.api.AuthorizePresenceChannel([]byte("socket_id="+url.QueryEscape(est.SocketID)+"&channel_name="+url.QueryEscape(room)),
+		pusherapi.MemberData{UserID: user})
+	if err != nil {
+		return nil, err
+	}
+	var a struct {
+		Auth        string `json:"auth"`
+		ChannelData string `json:"channel_data"`
+	}
+	_ = json.Unmarshal(auth, &a)
+	c.send(`{"event":"pusher:subscribe","data":{"channel":` + jsonString(room) + `,"auth":` + jsonString(a.Auth) +
+		`,"channel_data":` + jsonString(a.ChannelData) + `}}`)
+	if m, ok = c.next(burstWait); !ok || m.Event != "pusher_internal:subscription_succeeded" {
+		return nil, fmt.Errorf("%s: no subscription_succeeded within %v (got %q)", user, burstWait, m.raw)
+	}
+	joined := time.Now()
 	go func() {
 		for {
 			select {
@@ -389,8 +427,12 @@ func dialBurst(t testing.TB, n *node, room, user string) *burstClient {
 			}
 		}
 	}()
-	return &burstClient{c: c, user: user, joined: time.Now()}
+	return &burstClient{c: c, user: user, joined: joined}, nil
 }
+
+// burstWait bounds one join of the burst; joins run 32 at a time so a busy
+// machine slows the burst down rather than starving single joins.
+const burstWait = 20 * time.Second
 
 func (b *burstClient) close() {
 	b.left = time.Now()

@@ -19,6 +19,10 @@
 // (never the reverse); no lock is held while calling Conn or Poster methods
 // except Poster.Wake, which must not block.
 //
+// Webhooks: the hub reports channel occupancy, presence transitions, client
+// events, cache misses and subscription counts to Options.Hooks (hooks.go)
+// when an app's webhooks want them; hub/webhook sends them.
+//
 // hub imports pusher only. The transport (package loop) implements Conn and
 // Poster; other nodes are reached only through Broker (a single node uses
 // NoBroker).
