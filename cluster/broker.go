@@ -342,6 +342,9 @@ func (b *Broker) Close() {
 			<-b.statsDone
 			<-b.stateDone
 		}
+		if w := b.wh.Load(); w != nil {
+			<-w.done // its last transitions reach Redis (at most about 1 s)
+		}
 		b.cancel()
 		_ = b.pub.Close()
 		_ = b.sub.Close()
