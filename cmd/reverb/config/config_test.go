@@ -661,6 +661,10 @@ func TestExampleFiles(t *testing.T) {
 	if !chat.RateLimit.Enabled || chat.ClientEvents != pusher.ClientEventsMembers || chat.MaxConnections != 1000 {
 		t.Errorf("chat app: %+v", chat)
 	}
+	if hs := chat.Webhooks; len(hs) != 1 || hs[0].Prefix != "presence-" || hs[0].Headers["X-Source"] != "reverb" ||
+		y.Webhooks.Delay != 3*time.Second || y.Webhooks.QueueSize != 10000 {
+		t.Errorf("example webhooks: %+v, node %+v", hs, y.Webhooks)
+	}
 	if dash.ID != "100002" || dash.MaxMessageSize != 20000 || dash.ClientEvents != pusher.ClientEventsNone || dash.MaxConnections != 0 {
 		t.Errorf("dashboard app: %+v", dash)
 	}
