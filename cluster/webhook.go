@@ -56,9 +56,6 @@ import (
 // the only user of its Redis connection. The hub.Hooks methods only queue.
 
 const (
-	// whQueueSize bounds the transitions waiting for Redis; overflow is
-	// dropped and counted in hub.Counters.WebhooksDropped.
-	whQueueSize = 65536
 	// whPoll paces the polling of the due set.
 	whPoll = 100 * time.Millisecond
 )
@@ -104,7 +101,10 @@ func (b *Broker) Webhooks(s *webhook.Sender) hub.Hooks {
 		s:     s,
 		delay: s.Options().Delay,
 		rdb:   redis.NewClient(o),
-		q:     make(chan whOp, whQueueSize),
+		// Transitions waiting for Redis share the bound of the events
+		// waiting for delivery (REVERB_WEBHOOK_QUEUE_SIZE); overflow is
+		// dropped and counted in hub.Counters.WebhooksDropped.
+		q:     make(chan whOp, s.Options().QueueSize),
 		done:  make(chan struct{}),
 	}
 	b.wh.Store(w)

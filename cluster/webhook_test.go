@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,13 +114,17 @@ func hookApp(url string) pusher.App {
 
 // startHookNode starts a server whose app sends webhooks to url, bridged to
 // r (a single node when r is nil).
-func startHookNode(t testing.TB, r *redisServer, name, url string, delay time.Duration) *node {
+func startHookNode(t testing.TB, r *redisServer, name, url string, delay time.Duration, opts ...func(*webhook.Options)) *node {
 	t.Helper()
 	set, err := pusher.NewAppSet([]pusher.App{hookApp(url)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := webhook.New(set, webhook.Options{Delay: delay, Batch: 100 * time.Millisecond})
+	o := webhook.Options{Delay: delay, Batch: 100 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	s := webhook.New(set, o)
 	n := &node{t: t, name: name}
 	cfg := loop.Config{Addr: freeAddr(t), Apps: set, Loops: 2, Hooks: s}
 	if r != nil {
@@ -274,6 +279,30 @@ func TestWebhooksDeadNodeMembersRemovedOnce(t *testing.T) {
 	time.Sleep(time.Second)
 	if n, all := rec.count("member_removed", ""), rec.list(); n != 1 || rec.count("channel_vacated", "") != 0 {
 		t.Fatalf("after C died: %v", all)
+	}
+}
+
+// TestWebhookTransitionsWaitingForRedisAreBounded: with Redis frozen, the
+// transitions a node queues for it stop at REVERB_WEBHOOK_QUEUE_SIZE and
+// the rest are dropped and counted; the node keeps serving.
+func TestWebhookTransitionsWaitingForRedisAreBounded(t *testing.T) {
+	rec := newHookReceiver(t)
+	r := startRedis(t)
+	n := startHookNode(t, r, "A", rec.srv.URL, time.Second, func(o *webhook.Options) { o.QueueSize = 4 })
+	waitNumSub(t, r, prefix, 1)
+	first := n.connect("first")
+	first.subscribe("room") // the channel is ready: later subscribers need no Redis
+	cs := make([]*wsClient, 20)
+	for i := range cs {
+		cs[i] = n.connect("c" + itoa(i))
+	}
+	r.signal(syscall.SIGSTOP)
+	defer r.signal(syscall.SIGCONT)
+	for _, c := range cs {
+		c.subscribe("room") // one subscription_count transition each
+	}
+	if d := n.srv.Hub().Counters().WebhooksDropped.Load(); d == 0 {
+		t.Fatal("no transition dropped with Redis frozen and a queue of 4")
 	}
 }
 
