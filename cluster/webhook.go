@@ -104,8 +104,8 @@ func (b *Broker) Webhooks(s *webhook.Sender) hub.Hooks {
 		// Transitions waiting for Redis share the bound of the events
 		// waiting for delivery (REVERB_WEBHOOK_QUEUE_SIZE); overflow is
 		// dropped and counted in hub.Counters.WebhooksDropped.
-		q:     make(chan whOp, s.Options().QueueSize),
-		done:  make(chan struct{}),
+		q:    make(chan whOp, s.Options().QueueSize),
+		done: make(chan struct{}),
 	}
 	b.wh.Store(w)
 	go w.run()
