@@ -282,6 +282,27 @@ func TestWebhooksDeadNodeMembersRemovedOnce(t *testing.T) {
 	}
 }
 
+// TestWebhooksCleanStopRemovesOnce: a node that stops cleanly records its
+// members leaving; another node sends the removals once the delay passed
+// (the stopped node's own pending removals live in Redis, not in it).
+func TestWebhooksCleanStopRemovesOnce(t *testing.T) {
+	rec := newHookReceiver(t)
+	_, nodes := startHookCluster(t, 2, rec.srv.URL, 500*time.Millisecond)
+	a, b := nodes[0], nodes[1]
+	const room = "presence-room"
+	a1, b1 := a.connect("a1"), b.connect("b1")
+	a1.joinPresence(a.api, room, "ann", nil)
+	b1.joinPresence(b.api, room, "bob", nil)
+	rec.wait("occupied and two members", 3*time.Second, func() bool { return len(rec.list()) == 3 })
+	b.shutdown()
+	b.b.Close()
+	rec.wait("bob removed", 5*time.Second, func() bool { return rec.count("member_removed", "bob") == 1 })
+	time.Sleep(time.Second)
+	if got := rec.list(); len(got) != 4 || rec.count("member_removed", "ann") != 0 {
+		t.Fatalf("after B stopped: %v", got)
+	}
+}
+
 // TestWebhookTransitionsWaitingForRedisAreBounded: with Redis frozen, the
 // transitions a node queues for it stop at REVERB_WEBHOOK_QUEUE_SIZE and
 // the rest are dropped and counted; the node keeps serving.
