@@ -417,36 +417,38 @@ func (w *webhooks) pollDue(ctx context.Context) {
 	if err != nil || len(items) == 0 {
 		return
 	}
+	// Items of apps this node does not serve are left for the nodes that do.
+	type check struct {
+		d   due
+		app *pusher.App
+		rem *redis.IntCmd
+		cmd *redis.Cmd
+	}
+	var checks []check
 	pipe := w.rdb.Pipeline()
-	rems := make([]*redis.IntCmd, len(items))
-	for i, it := range items {
-		rems[i] = pipe.ZRem(ctx, key, it)
+	for _, it := range items {
+		var f []string
+		if json.Unmarshal([]byte(it), &f) != nil || len(f) != 5 {
+			pipe.ZRem(ctx, key, it) // not ours to read: drop it
+			continue
+		}
+		d := due{f[0], f[1], f[2], f[3], f[4]}
+		if app := w.app(d.app); app != nil {
+			checks = append(checks, check{d: d, app: app, rem: pipe.ZRem(ctx, key, it)})
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return
 	}
-	type check struct {
-		d   due
-		app *pusher.App
-		cmd *redis.Cmd
-	}
-	var checks []check
 	pipe = w.rdb.Pipeline()
-	for i, it := range items {
-		if rems[i].Val() != 1 {
-			continue // another node took it
+	taken := checks[:0]
+	for _, c := range checks {
+		if c.rem.Val() == 1 { // this node took it; another node's ZREM got 0
+			c.cmd = whCheckScript.Eval(ctx, pipe, []string{w.b.webhookKey(c.d.app, c.d.channel)}, c.d.kind, c.d.user, c.d.gen)
+			taken = append(taken, c)
 		}
-		var f []string
-		if json.Unmarshal([]byte(it), &f) != nil || len(f) != 5 {
-			continue
-		}
-		d := due{f[0], f[1], f[2], f[3], f[4]}
-		app := w.app(d.app)
-		if app == nil {
-			continue
-		}
-		checks = append(checks, check{d, app, whCheckScript.Eval(ctx, pipe, []string{w.b.webhookKey(d.app, d.channel)}, d.kind, d.user, d.gen)})
 	}
+	checks = taken
 	if len(checks) == 0 {
 		return
 	}
