@@ -214,8 +214,13 @@ func (s *Sender) Options() Options { return s.o }
 func (s *Sender) Start(c *hub.Counters) {
 	s.startOnce.Do(func() {
 		if c != nil {
-			c.WebhookQueue.Add(s.cnt.Load().WebhookQueue.Load())
+			// Before Start only Emit counts, under mu: move its counts.
+			s.mu.Lock()
+			old := s.cnt.Load()
+			c.WebhookQueue.Add(old.WebhookQueue.Load())
+			c.WebhooksDropped.Add(old.WebhooksDropped.Load())
 			s.cnt.Store(c)
+			s.mu.Unlock()
 		}
 		s.wg.Add(1 + s.o.Workers)
 		go s.runTicker()
