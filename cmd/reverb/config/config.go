@@ -2,13 +2,11 @@ package config
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -34,7 +32,7 @@ import (
 //	REVERB_TLS_PASSPHRASE            servers.reverb.options.tls.passphrase
 //	REVERB_AUTH_TIMESTAMP_TOLERANCE  servers.reverb.timestamp_window     600 s; 0 = no check
 //	REVERB_MAX_OUTBOUND_BUFFER       servers.reverb.max_outbound_buffer  4194304 bytes
-//	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb
+//	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb (restart stamp, dev app)
 //	REVERB_DEBUG                     servers.reverb.debug                false
 //	REVERB_REUSE_PORT                servers.reverb.reuse_port           false (SO_REUSEPORT)
 //	REVERB_EVENT_LOOPS               servers.reverb.event_loops          0 = one per CPU
@@ -74,7 +72,8 @@ type Config struct {
 	// MaxOutboundBuffer is how many bytes may wait for a slow consumer before
 	// it is disconnected. Default 4 MiB.
 	MaxOutboundBuffer int
-	// StateDir holds the state and pid files `reverb restart` uses.
+	// StateDir holds the restart stamp `reverb restart` writes and the
+	// development app's credentials (DevAppFileName).
 	StateDir string
 	// ReusePort sets SO_REUSEPORT so several processes serve one port
 	// (scripts/multi-start.sh); useful only with scaling on.
@@ -82,9 +81,16 @@ type Config struct {
 	// EventLoops is the number of event loops; 0 = one per CPU. Several
 	// processes on one machine each want fewer.
 	EventLoops int
-	// Dev is true when no app was configured at all and a development app
-	// with random credentials was generated (Apps has exactly that app).
+	// Dev is true when no app was configured at all and the development app
+	// is served (Apps has exactly that app): random credentials generated
+	// once and kept in StateDir (DevFile), so a frontend configured against
+	// them keeps working across restarts.
 	Dev bool
+	// DevFile is the file holding the development app's credentials, when
+	// Dev; empty when they could not be saved, and then DevFileErr says why
+	// and the next start generates new ones.
+	DevFile    string
+	DevFileErr error
 }
 
 // TLSConfig is servers.reverb.options.tls. Cert may also hold the key. All
@@ -141,10 +147,12 @@ const (
 // is flags.EnvFile or ./.env; a missing ./.env is fine, a missing named file
 // is an error. The config file is flags.ConfigFile or $REVERB_CONFIG. When the
 // file lists apps they are all the apps; otherwise the REVERB_APP_* variables
-// describe one app; with neither a development app is generated (Dev).
+// describe one app; with neither, the development app kept in StateDir is
+// served (Dev), generated and saved there the first time (see devApp).
 // Duplicate app keys or ids are refused. Any goroutine may call it, normally
-// once at startup; it reads files but keeps nothing open, and the returned
-// Config shares no memory with later calls.
+// once at startup; it reads files (and may create the development app's)
+// but keeps nothing open, and the returned Config shares no memory with
+// later calls.
 func LoadConfig(flags Flags, environ []string) (*Config, error) {
 	process := parseEnviron(environ)
 	envPath, explicit := ".env", false
@@ -605,7 +613,7 @@ func (s *sources) loadApps(c *Config) error {
 		}
 		switch present {
 		case 0:
-			a, err := devApp(env)
+			a, err := devApp(env, c)
 			if err != nil {
 				return err
 			}
@@ -758,43 +766,6 @@ func buildApp(a appSource) (pusher.App, error) {
 		return pusher.App{}, err
 	}
 	return app.WithDefaults(), nil
-}
-
-// devApp builds the env app with random credentials, the way
-// `reverb:install` would have generated them: a 6-digit id and 20-character
-// lowercase alphanumeric key and secret.
-func devApp(env appSource) (pusher.App, error) {
-	var parts [4]string
-	for i, spec := range []struct {
-		alphabet string
-		n        int
-	}{{"123456789", 1}, {"0123456789", 5}, {lowerAlnum, 20}, {lowerAlnum, 20}} {
-		var err error
-		if parts[i], err = randomString(spec.alphabet, spec.n); err != nil {
-			return pusher.App{}, err
-		}
-	}
-	env.ids = map[string]string{
-		"REVERB_APP_ID":     parts[0] + parts[1], // like random_int(100000, 999999)
-		"REVERB_APP_KEY":    parts[2],
-		"REVERB_APP_SECRET": parts[3],
-	}
-	return buildApp(env)
-}
-
-const lowerAlnum = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-func randomString(alphabet string, n int) (string, error) {
-	b := make([]byte, n)
-	max := big.NewInt(int64(len(alphabet)))
-	for i := range b {
-		r, err := rand.Int(rand.Reader, max)
-		if err != nil {
-			return "", fmt.Errorf("generating development app credentials: %w", err)
-		}
-		b[i] = alphabet[r.Int64()]
-	}
-	return string(b), nil
 }
 
 // loadConfigFile reads a JSON (.json) or YAML (.yaml, .yml) file mirroring
