@@ -548,7 +548,8 @@ func TestDevApp(t *testing.T) {
 
 // TestDevAppFileProblems: a damaged credentials file stops the start with
 // the remedy (replacing it would break the frontends configured against
-// it); a state dir that cannot be written still serves, with DevFileErr.
+// it); an unreadable file or a state dir that cannot be written still
+// serves, with DevFileErr.
 func TestDevAppFileProblems(t *testing.T) {
 	t.Chdir(t.TempDir())
 	dir := t.TempDir()
@@ -560,6 +561,16 @@ func TestDevAppFileProblems(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "delete it to generate a new development app") {
 			t.Fatalf("%q: err = %v", content, err)
 		}
+	}
+	// Unreadable (a directory here; another user's 0600 file in a shared
+	// /tmp/reverb in life): fresh credentials, and DevFileErr says why.
+	unreadable := t.TempDir()
+	if err := os.Mkdir(filepath.Join(unreadable, DevAppFileName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	u := mustLoad(t, Flags{}, "REVERB_STATE_DIR="+unreadable)
+	if !u.Dev || len(u.Apps) != 1 || u.Apps[0].Key == "" || u.DevFile != "" || u.DevFileErr == nil {
+		t.Fatalf("unreadable file: Dev %v apps %d DevFile %q DevFileErr %v", u.Dev, len(u.Apps), u.DevFile, u.DevFileErr)
 	}
 	// A file where the state directory should be: nothing can be created in it.
 	blocked := filepath.Join(t.TempDir(), "file")

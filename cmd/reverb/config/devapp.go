@@ -31,17 +31,21 @@ type devCredentials struct {
 // development credentials kept in c.StateDir: read from DevAppFileName when
 // it exists, else generated the way `reverb:install` generates them (a
 // 6-digit id, 20-character lowercase alphanumeric key and secret) and saved
-// there, so they survive restarts. A file that exists but cannot be read or
-// holds no complete credentials is an error: replacing it would silently
-// break every frontend configured against it. Failing to save new
-// credentials is not an error (a read-only state directory still serves);
-// c.DevFileErr records it.
+// there, so they survive restarts. A file that holds no complete
+// credentials is an error: replacing it would silently break every frontend
+// configured against it. A file that cannot be read (another user's in a
+// shared /tmp/reverb) or credentials that cannot be saved (a read-only
+// state directory) are not: fresh credentials are served and c.DevFileErr
+// says why they will not last.
 func devApp(env appSource, c *Config) (pusher.App, error) {
 	path := filepath.Join(c.StateDir, DevAppFileName)
 	cred, err := readDevCredentials(path)
+	var invalid *invalidDevFileError
 	switch {
 	case err == nil:
 		c.DevFile = path
+	case errors.As(err, &invalid):
+		return pusher.App{}, err
 	case errors.Is(err, fs.ErrNotExist):
 		if cred, err = generateDevCredentials(); err != nil {
 			return pusher.App{}, err
@@ -53,7 +57,12 @@ func devApp(env appSource, c *Config) (pusher.App, error) {
 			cred, c.DevFile = saved, path
 		}
 	default:
-		return pusher.App{}, err
+		// Unreadable, e.g. another user's file in a shared /tmp/reverb:
+		// serve fresh credentials and say why they will not last.
+		if cred, err = generateDevCredentials(); err != nil {
+			return pusher.App{}, err
+		}
+		c.DevFileErr = fmt.Errorf("development app: %w", err)
 	}
 	env.ids = map[string]string{
 		"REVERB_APP_ID":     cred.ID,
@@ -67,18 +76,23 @@ func readDevCredentials(path string) (devCredentials, error) {
 	var cred devCredentials
 	data, err := os.ReadFile(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return cred, err
-		}
 		if errors.Is(err, syscall.ENOTDIR) { // the state dir is a file: nothing can be kept there
 			return cred, fs.ErrNotExist
 		}
-		return cred, fmt.Errorf("development app: %w", err)
+		return cred, err
 	}
 	if err := json.Unmarshal(data, &cred); err != nil || cred.ID == "" || cred.Key == "" || cred.Secret == "" {
-		return devCredentials{}, fmt.Errorf("development app: %s does not hold app_id, key and secret; delete it to generate a new development app", path)
+		return devCredentials{}, &invalidDevFileError{path}
 	}
 	return cred, nil
+}
+
+// invalidDevFileError: the credentials file exists but does not hold
+// complete credentials.
+type invalidDevFileError struct{ path string }
+
+func (e *invalidDevFileError) Error() string {
+	return fmt.Sprintf("development app: %s does not hold app_id, key and secret; delete it to generate a new development app", e.path)
 }
 
 // saveDevCredentials creates path holding cred, readable by its owner only
