@@ -32,7 +32,7 @@ import (
 //	REVERB_TLS_PASSPHRASE            servers.reverb.options.tls.passphrase
 //	REVERB_AUTH_TIMESTAMP_TOLERANCE  servers.reverb.timestamp_window     600 s; 0 = no check
 //	REVERB_MAX_OUTBOUND_BUFFER       servers.reverb.max_outbound_buffer  4194304 bytes
-//	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb (restart stamp, dev app)
+//	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb
 //	REVERB_DEBUG                     servers.reverb.debug                false
 //	REVERB_REUSE_PORT                servers.reverb.reuse_port           false (SO_REUSEPORT)
 //	REVERB_EVENT_LOOPS               servers.reverb.event_loops          0 = one per CPU
@@ -65,6 +65,13 @@ type Config struct {
 	// Apps are complete (pusher.App.WithDefaults applied), in configuration
 	// order, with unique keys and ids.
 	Apps []pusher.App
+	// DevFile is, when Dev, the file in StateDir that keeps the development
+	// app's credentials: generated at the first start, read at later ones,
+	// so a frontend configured against them keeps working across restarts.
+	// It is empty when they could not be kept; then DevFileErr says why and
+	// the next start generates new ones.
+	DevFile    string
+	DevFileErr error
 
 	// TimestampWindow is the accepted auth_timestamp skew of signed HTTP API
 	// requests; 0 disables the check (Reverb's behaviour). Default 600 s.
@@ -72,8 +79,7 @@ type Config struct {
 	// MaxOutboundBuffer is how many bytes may wait for a slow consumer before
 	// it is disconnected. Default 4 MiB.
 	MaxOutboundBuffer int
-	// StateDir holds the restart stamp `reverb restart` writes and the
-	// development app's credentials (DevAppFileName).
+	// StateDir holds the state and pid files `reverb restart` uses.
 	StateDir string
 	// ReusePort sets SO_REUSEPORT so several processes serve one port
 	// (scripts/multi-start.sh); useful only with scaling on.
@@ -81,16 +87,9 @@ type Config struct {
 	// EventLoops is the number of event loops; 0 = one per CPU. Several
 	// processes on one machine each want fewer.
 	EventLoops int
-	// Dev is true when no app was configured at all and the development app
-	// is served (Apps has exactly that app): random credentials generated
-	// once and kept in StateDir (DevFile), so a frontend configured against
-	// them keeps working across restarts.
+	// Dev is true when no app was configured at all and a development app
+	// with random credentials was generated (Apps has exactly that app).
 	Dev bool
-	// DevFile is the file holding the development app's credentials, when
-	// Dev; empty when they could not be saved, and then DevFileErr says why
-	// and the next start generates new ones.
-	DevFile    string
-	DevFileErr error
 }
 
 // TLSConfig is servers.reverb.options.tls. Cert may also hold the key. All
