@@ -1,3 +1,5 @@
+//go:build linux
+
 package bench
 
 const hexDigits = "0123456789abcdef"

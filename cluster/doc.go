@@ -58,8 +58,10 @@
 // A SUBSCRIBE confirmation makes a plain channel ready at once
 // (hub.Hub.InterestReady); presence and cache channels are ready when
 // their snapshot or cached event arrives on the reply channel.
-// RemoteChannels (hub.Directory) is the only method that blocks: up to 1 s,
-// waiting for answers.
+// RemoteChannels and RemoteConnections (hub.Directory) are the only methods
+// that block: each publishes a query and waits for the other nodes'
+// answers, up to 1 s (queryWait, capped by Config.Timeout), which is why
+// the HTTP API runs off the event loops when scaling is on.
 //
 // Publish, Terminate, Interest and Presence never block and never do I/O: they encode
 // or record and return. Lock order: Broker.mu (interest changes) is a leaf;

@@ -8,7 +8,10 @@
 //     loop has, presence members, and the cached event of cache channels.
 //   - Per loop (Local): the sockets of that loop subscribed to each channel
 //     (Channel.local[i] is touched only by loop i), the loop's inbox of
-//     deliveries, its JSON decoder and scratch buffers. No locks.
+//     deliveries, its JSON decoder and scratch buffers. Any goroutine
+//     posts to the inbox, so the inbox and its wake-up flag are guarded by
+//     Local.mu; everything else in Local belongs to its loop and takes no
+//     lock.
 //
 // A publish encodes its frame once, looks up which loops have subscribers
 // and appends one delivery to each of those loops' FIFO inboxes; the first

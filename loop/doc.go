@@ -13,8 +13,13 @@
 // goroutines reach a loop only through hub inboxes and EventLoop.Execute.
 // With Config.AsyncAPI an HTTP API request is served on a goroutine of its
 // own, which hands the answer back with EventLoop.Execute (asyncapi.go).
-// OnTick runs on gnet's ticker goroutine and only advances clocks and
-// schedules per-loop work.
+// OnTick runs on gnet's ticker goroutine once a second. It calls hub.Tick,
+// which advances the hub's clock and works under the hub's shard mutexes:
+// on a clustered node it releases subscriptions that waited too long for
+// their channel, and once a minute it walks every shard of every app to
+// evict expired cache channels. Then it schedules each loop's timer work
+// (idle pings, the timing wheel) on that loop with EventLoop.Execute; it
+// touches no conn itself.
 //
 // Output is coalesced: frames queued for a socket during one callback or
 // one inbox drain are written with a single write/writev at its end.

@@ -14,7 +14,7 @@ import (
 func TestLargeFanoutInSlices(t *testing.T) {
 	s := startDefault(t, func(c *loop.Config) { c.Loops = 1 })
 	api := s.api(t)
-	const n = 1300 // > 2 slices of 512
+	const n = 1300 // 41 batches of 32 (drainBudget): at a few µs per write, several 1 ms slices (drainSlice)
 	clients := make([]*wsClient, n)
 	for i := range clients {
 		clients[i] = s.connect(t)

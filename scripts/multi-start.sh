@@ -211,9 +211,9 @@ echo "pid file: $pid_file"
 echo "logs:     $log_dir/reverb-{1..$count}.log"
 echo "stop:     $(dirname "$0")/multi-stop.sh --pid-file $pid_file"
 if grep -q '^No app configured' "$log_dir"/reverb-*.log 2>/dev/null; then
-  echo "warning: no app is configured, so each process made up its own development app and a"
-  echo "         client's key works on only one of them. Give them one app: -- --env-file=PATH,"
-  echo "         or REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET in the environment."
+  echo "warning: no app is configured, so the processes serve the development app kept in the"
+  echo "         state directory (REVERB_STATE_DIR, printed in the logs). For your own app:"
+  echo "         -- --env-file=PATH, or REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET."
 fi
 if [[ ${REVERB_SCALING_ENABLED:-} != true ]]; then
   echo "note: unless scaling is on in the .env or config (REVERB_SCALING_ENABLED=true with Redis),"

@@ -183,8 +183,7 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, line)
 	if cfg.Dev {
-		a := cfg.Apps[0]
-		fmt.Fprintf(stdout, "No app configured: serving a development app.\n  REVERB_APP_ID=%s\n  REVERB_APP_KEY=%s\n  REVERB_APP_SECRET=%s\n", a.ID, a.Key, a.Secret)
+		printDevApp(stdout, stderr, cfg, tlsCfg != nil)
 	}
 
 	restartFile := filepath.Join(cfg.StateDir, "restart")
@@ -216,6 +215,21 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "reverb: shutdown:", err)
 	}
 	return 0
+}
+
+// printDevApp says that the development app is served, where its
+// credentials are kept, and prints the .env block that points a Laravel app
+// and Echo at it.
+func printDevApp(stdout, stderr io.Writer, cfg *config.Config, secure bool) {
+	if cfg.DevFile != "" {
+		fmt.Fprintf(stdout, "No app configured: serving the development app kept in %s\n"+
+			"(the same at every start; delete the file for new credentials). For your Laravel .env:\n\n", cfg.DevFile)
+	} else {
+		fmt.Fprintf(stderr, "reverb: warning: %v; the development app below changes at the next start. "+
+			"Set REVERB_STATE_DIR to a writable directory to keep it.\n", cfg.DevFileErr)
+		fmt.Fprint(stdout, "No app configured: serving a development app. For your Laravel .env:\n\n")
+	}
+	fmt.Fprintln(stdout, config.DevEnv(cfg, secure))
 }
 
 // restart asks every server on this machine to restart (each polls the

@@ -1,10 +1,5 @@
-// Command reverb-bench is a load generator for Pusher protocol 7 servers
-// (Laravel Reverb, soketi, ours) and a bare reference server that gives the
-// machine's ceiling. See bench/README.md.
-//
-//	reverb-bench connect|fanout|whisper|churn|http|compare [flags]
-//	reverb-bench ref [--host 127.0.0.1] [--port 8090] [--loops 0]
-//	reverb-bench worker   (internal: started by the coordinator)
+//go:build linux
+
 package main
 
 import (

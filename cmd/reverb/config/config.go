@@ -2,13 +2,11 @@ package config
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -74,6 +72,13 @@ type Config struct {
 	// Apps are complete (pusher.App.WithDefaults applied), in configuration
 	// order, with unique keys and ids.
 	Apps []pusher.App
+	// DevFile is, when Dev, the file in StateDir that keeps the development
+	// app's credentials: generated at the first start, read at later ones,
+	// so a frontend configured against them keeps working across restarts.
+	// It is empty when they could not be kept; then DevFileErr says why and
+	// the next start generates new ones.
+	DevFile    string
+	DevFileErr error
 
 	// TimestampWindow is the accepted auth_timestamp skew of signed HTTP API
 	// requests; 0 disables the check (Reverb's behaviour). Default 600 s.
@@ -159,10 +164,12 @@ const (
 // is flags.EnvFile or ./.env; a missing ./.env is fine, a missing named file
 // is an error. The config file is flags.ConfigFile or $REVERB_CONFIG. When the
 // file lists apps they are all the apps; otherwise the REVERB_APP_* variables
-// describe one app; with neither a development app is generated (Dev).
+// describe one app; with neither, the development app kept in StateDir is
+// served (Dev), generated and saved there the first time (see devApp).
 // Duplicate app keys or ids are refused. Any goroutine may call it, normally
-// once at startup; it reads files but keeps nothing open, and the returned
-// Config shares no memory with later calls.
+// once at startup; it reads files (and may create the development app's)
+// but keeps nothing open, and the returned Config shares no memory with
+// later calls.
 func LoadConfig(flags Flags, environ []string) (*Config, error) {
 	process := parseEnviron(environ)
 	envPath, explicit := ".env", false
@@ -624,7 +631,7 @@ func (s *sources) loadApps(c *Config) error {
 		}
 		switch present {
 		case 0:
-			a, err := devApp(env)
+			a, err := devApp(env, c)
 			if err != nil {
 				return err
 			}
@@ -779,43 +786,6 @@ func buildApp(a appSource) (pusher.App, error) {
 		return pusher.App{}, err
 	}
 	return app.WithDefaults(), nil
-}
-
-// devApp builds the env app with random credentials, the way
-// `reverb:install` would have generated them: a 6-digit id and 20-character
-// lowercase alphanumeric key and secret.
-func devApp(env appSource) (pusher.App, error) {
-	var parts [4]string
-	for i, spec := range []struct {
-		alphabet string
-		n        int
-	}{{"123456789", 1}, {"0123456789", 5}, {lowerAlnum, 20}, {lowerAlnum, 20}} {
-		var err error
-		if parts[i], err = randomString(spec.alphabet, spec.n); err != nil {
-			return pusher.App{}, err
-		}
-	}
-	env.ids = map[string]string{
-		"REVERB_APP_ID":     parts[0] + parts[1], // like random_int(100000, 999999)
-		"REVERB_APP_KEY":    parts[2],
-		"REVERB_APP_SECRET": parts[3],
-	}
-	return buildApp(env)
-}
-
-const lowerAlnum = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-func randomString(alphabet string, n int) (string, error) {
-	b := make([]byte, n)
-	max := big.NewInt(int64(len(alphabet)))
-	for i := range b {
-		r, err := rand.Int(rand.Reader, max)
-		if err != nil {
-			return "", fmt.Errorf("generating development app credentials: %w", err)
-		}
-		b[i] = alphabet[r.Int64()]
-	}
-	return string(b), nil
 }
 
 // loadConfigFile reads a JSON (.json) or YAML (.yaml, .yml) file mirroring

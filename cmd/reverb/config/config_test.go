@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -503,14 +504,19 @@ func TestDuplicateApps(t *testing.T) {
 
 func TestDevApp(t *testing.T) {
 	t.Chdir(t.TempDir())
-	a := mustLoad(t, Flags{}, "REVERB_APP_MAX_CONNECTIONS=3", "BROADCAST_CONNECTION=reverb")
-	b := mustLoad(t, Flags{}, "REVERB_APP_KEY=", "REVERB_APP_SECRET=null")
-	for _, c := range []*Config{a, b} {
+	state := "REVERB_STATE_DIR=" + t.TempDir()
+	a := mustLoad(t, Flags{}, state, "REVERB_APP_MAX_CONNECTIONS=3", "BROADCAST_CONNECTION=reverb")
+	b := mustLoad(t, Flags{}, state, "REVERB_APP_KEY=", "REVERB_APP_SECRET=null")
+	other := mustLoad(t, Flags{}, "REVERB_STATE_DIR="+t.TempDir())
+	for _, c := range []*Config{a, b, other} {
 		if !c.Dev || len(c.Apps) != 1 {
 			t.Fatalf("Dev %v apps %d, want a single dev app", c.Dev, len(c.Apps))
 		}
 		if c.Host != "0.0.0.0" || c.Port != 8080 {
 			t.Fatalf("dev server on %s:%d", c.Host, c.Port)
+		}
+		if c.DevFile != filepath.Join(c.StateDir, DevAppFileName) || c.DevFileErr != nil {
+			t.Fatalf("DevFile %q, DevFileErr %v", c.DevFile, c.DevFileErr)
 		}
 		app := c.Apps[0]
 		if !regexp.MustCompile(`^[1-9][0-9]{5}$`).MatchString(app.ID) {
@@ -525,8 +531,123 @@ func TestDevApp(t *testing.T) {
 	if a.Apps[0].MaxConnections != 3 {
 		t.Errorf("dev app ignores REVERB_APP_* settings: %+v", a.Apps[0])
 	}
-	if a.Apps[0].Key == b.Apps[0].Key || a.Apps[0].Secret == b.Apps[0].Secret {
-		t.Error("dev credentials repeat across starts")
+	if a.Apps[0].ID != b.Apps[0].ID || a.Apps[0].Key != b.Apps[0].Key || a.Apps[0].Secret != b.Apps[0].Secret {
+		t.Errorf("dev credentials changed across starts on one state dir: %+v then %+v", a.Apps[0], b.Apps[0])
+	}
+	if other.Apps[0].Key == a.Apps[0].Key || other.Apps[0].Secret == a.Apps[0].Secret {
+		t.Error("two state dirs got the same dev credentials")
+	}
+	fi, err := os.Stat(a.DevFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v; it holds the secret, want 0600", a.DevFile, fi.Mode().Perm())
+	}
+}
+
+// TestDevAppFileProblems: a damaged credentials file stops the start with
+// the remedy (replacing it would break the frontends configured against
+// it); an unreadable file or a state dir that cannot be written still
+// serves, with DevFileErr.
+func TestDevAppFileProblems(t *testing.T) {
+	t.Chdir(t.TempDir())
+	dir := t.TempDir()
+	for _, content := range []string{"not json", `{"app_id":"1","key":"k"}`} {
+		if err := os.WriteFile(filepath.Join(dir, DevAppFileName), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := load(t, Flags{}, "REVERB_STATE_DIR="+dir)
+		if err == nil || !strings.Contains(err.Error(), "delete it to generate a new development app") {
+			t.Fatalf("%q: err = %v", content, err)
+		}
+	}
+	// Unreadable (a directory here; another user's 0600 file in a shared
+	// /tmp/reverb in life): fresh credentials, and DevFileErr says why.
+	unreadable := t.TempDir()
+	if err := os.Mkdir(filepath.Join(unreadable, DevAppFileName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	u := mustLoad(t, Flags{}, "REVERB_STATE_DIR="+unreadable)
+	if !u.Dev || len(u.Apps) != 1 || u.Apps[0].Key == "" || u.DevFile != "" || u.DevFileErr == nil {
+		t.Fatalf("unreadable file: Dev %v apps %d DevFile %q DevFileErr %v", u.Dev, len(u.Apps), u.DevFile, u.DevFileErr)
+	}
+	// A file where the state directory should be: nothing can be created in it.
+	blocked := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustLoad(t, Flags{}, "REVERB_STATE_DIR="+blocked)
+	if !c.Dev || len(c.Apps) != 1 || c.Apps[0].Key == "" || c.DevFile != "" || c.DevFileErr == nil {
+		t.Fatalf("unwritable state dir: Dev %v apps %d DevFile %q DevFileErr %v", c.Dev, len(c.Apps), c.DevFile, c.DevFileErr)
+	}
+}
+
+// TestDevAppConcurrentStarts: servers started at once on one state dir
+// (scripts/multi-start.sh) all serve the one app that was saved first.
+func TestDevAppConcurrentStarts(t *testing.T) {
+	t.Chdir(t.TempDir())
+	state := "REVERB_STATE_DIR=" + t.TempDir()
+	const n = 8
+	keys := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := LoadConfig(Flags{}, []string{state})
+			if err != nil {
+				t.Error(err)
+				keys <- ""
+				return
+			}
+			keys <- c.Apps[0].ID + "/" + c.Apps[0].Key + "/" + c.Apps[0].Secret
+		}()
+	}
+	wg.Wait()
+	close(keys)
+	first := <-keys
+	for k := range keys {
+		if k != first {
+			t.Fatalf("concurrent starts serve different dev apps: %q and %q", first, k)
+		}
+	}
+}
+
+// TestDevEnvBlockConfiguresTheSameApp: the printed block, pasted into a
+// .env, makes the next start serve the same app as a configured one, and
+// holds what Laravel and Echo read.
+func TestDevEnvBlockConfiguresTheSameApp(t *testing.T) {
+	t.Chdir(t.TempDir())
+	dev := mustLoad(t, Flags{Port: ptr(6001), Path: ptr("ws"), Hostname: ptr("https://reverb.test")}, "REVERB_STATE_DIR="+t.TempDir())
+	block := DevEnv(dev, true)
+	for _, line := range []string{
+		"BROADCAST_CONNECTION=reverb", `REVERB_HOST="reverb.test"`, "REVERB_PORT=6001", "REVERB_SCHEME=https",
+		`VITE_REVERB_APP_KEY="${REVERB_APP_KEY}"`, `VITE_REVERB_HOST="${REVERB_HOST}"`,
+		`VITE_REVERB_PORT="${REVERB_PORT}"`, `VITE_REVERB_SCHEME="${REVERB_SCHEME}"`,
+	} {
+		if !strings.Contains(block, line+"\n") {
+			t.Errorf("block lacks %s:\n%s", line, block)
+		}
+	}
+	if plain := DevEnv(dev, false); !strings.Contains(plain, "REVERB_SCHEME=http\n") {
+		t.Errorf("plain block:\n%s", plain)
+	}
+	envFile := writeFile(t, t.TempDir(), ".env", block)
+	vars, err := loadDotenv(envFile, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vars["VITE_REVERB_APP_KEY"] != dev.Apps[0].Key {
+		t.Errorf("VITE_REVERB_APP_KEY = %q, want the key %q", vars["VITE_REVERB_APP_KEY"], dev.Apps[0].Key)
+	}
+	// A fresh state dir: the app must now come from the .env alone.
+	c := mustLoad(t, Flags{EnvFile: &envFile}, "REVERB_STATE_DIR="+t.TempDir())
+	if c.Dev || c.Apps[0].ID != dev.Apps[0].ID || c.Apps[0].Key != dev.Apps[0].Key || c.Apps[0].Secret != dev.Apps[0].Secret {
+		t.Fatalf("after pasting: Dev %v app %+v, want %+v", c.Dev, c.Apps[0], dev.Apps[0])
+	}
+	if c.Path != "/ws" {
+		t.Errorf("path %q, want /ws", c.Path)
 	}
 }
 

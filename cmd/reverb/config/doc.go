@@ -5,7 +5,8 @@
 // then Reverb's defaults. It also resolves the TLS certificate (explicit
 // files or Herd/Valet's) and decrypts a passphrase-protected key.
 //
-// Everything here runs at startup: LoadConfig, ParseFlags and
-// ServerTLSConfig may be called from any goroutine, keep no state between
-// calls, and the Config they return is read-only afterwards.
+// Everything here runs at startup: LoadConfig, ParseFlags, DevEnv and
+// ServerTLSConfig may be called from any goroutine and keep nothing in
+// memory between calls (LoadConfig may save the development app in the
+// state directory); the Config they return is read-only afterwards.
 package config
