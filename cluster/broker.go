@@ -207,9 +207,10 @@ type Broker struct {
 
 	published, received, own, ignored, dropped, heartbeats, stateMsgs atomic.Uint64
 
-	peers peers
-	qs    queries
-	wh    atomic.Pointer[webhooks] // set by Webhooks (webhook.go)
+	peers   peers
+	qs      queries
+	wh      atomic.Pointer[webhooks] // set by Webhooks (webhook.go)
+	metrics metrics
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -459,7 +460,8 @@ func (b *Broker) sleep(d time.Duration) bool {
 
 // state logs the up/down transitions of one connection role once each.
 type state struct {
-	down atomic.Bool
+	down     atomic.Bool
+	restores atomic.Uint64 // times the connection came back (metrics.go)
 }
 
 func (s *state) lost(log *slog.Logger, role string, err error) {
@@ -470,6 +472,7 @@ func (s *state) lost(log *slog.Logger, role string, err error) {
 
 func (s *state) restored(log *slog.Logger, role string) {
 	if s.down.CompareAndSwap(true, false) {
+		s.restores.Add(1)
 		log.Warn("cluster: Redis " + role + " connection restored")
 	}
 }

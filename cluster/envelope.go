@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/valyala/fastjson"
 )
@@ -10,7 +11,7 @@ import (
 // Envelope format, version 1. Field order is fixed when we write and free
 // when we read:
 //
-//	{"v":1,"type":"message","node":"<id>","app":"<app_id>","channel":"<name>","except":"<socket_id>","payload":<Pusher JSON object>}
+//	{"v":1,"type":"message","node":"<id>","app":"<app_id>","channel":"<name>","except":"<socket_id>","t":<unix µs>,"payload":<Pusher JSON object>}
 //	{"v":1,"type":"terminate","node":"<id>","app":"<app_id>","user":"<user_id>"}
 //	{"v":1,"type":"restart","node":"<id>"}
 //	{"v":1,"type":"stats","node":"<id>","conns":{"<app_id>":<sockets>,...}}
@@ -24,7 +25,8 @@ import (
 // (presence.go); the Lua scripts there write them, "payload" is absent when
 // nothing is cached.
 //
-// "except" is omitted when no socket is excluded. The payload is the event
+// "except" is omitted when no socket is excluded. "t" is when the sender
+// queued the message (optional; the receiver's cross-node latency metric). The payload is the event
 // exactly as local subscribers receive it, embedded as a JSON value, so a
 // receiving node frames it without re-encoding.
 const envelopeVersion = 1
@@ -62,6 +64,8 @@ func appendMessage(dst []byte, node, app, channel, except string, payload []byte
 		dst = append(dst, `,"except":`...)
 		dst = appendString(dst, except)
 	}
+	dst = append(dst, `,"t":`...)
+	dst = strconv.AppendInt(dst, time.Now().UnixMicro(), 10)
 	dst = append(dst, `,"payload":`...)
 	dst = append(dst, payload...)
 	return append(dst, '}')
@@ -145,6 +149,7 @@ type envelope struct {
 	except  []byte       // message, may be empty
 	user    []byte       // terminate
 	payload []byte       // message: the embedded JSON object
+	sent    int64        // message: "t", unix µs; 0 when absent
 	counts  []appCount   // stats
 	on      bool         // presence: "m" present
 	id      []byte       // presence: user_id JSON
@@ -215,6 +220,9 @@ func (d *decoder) decode(msg string, e *envelope) error {
 		e.app = stringField(o, "app")
 		e.channel = stringField(o, "channel")
 		e.except = stringField(o, "except")
+		if t := o.Get("t"); t != nil {
+			e.sent, _ = t.Int64()
+		}
 		p := o.Get("payload")
 		if len(e.app) == 0 || len(e.channel) == 0 || p == nil || p.Type() != fastjson.TypeObject {
 			return errFields

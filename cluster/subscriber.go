@@ -120,6 +120,7 @@ func (r *receiver) handle(msg string) {
 	b.received.Add(1)
 	switch e.kind {
 	case kindMessage:
+		b.metrics.crossNode(e.sent)
 		var except string
 		if len(e.except) > 0 {
 			except = string(e.except)

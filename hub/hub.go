@@ -71,6 +71,7 @@ type Hub struct {
 type appState struct {
 	hub   *Hub
 	app   *pusher.App
+	idx   int          // position in Apps().All(), for per-app metrics
 	conns atomic.Int64 // established sockets on this node
 	// remote is the app's established sockets on the other nodes, as last
 	// reported by the broker; 0 on a single node.
@@ -102,8 +103,8 @@ func New(o Options) *Hub {
 	if o.Loops > 64 {
 		panic("hub: at most 64 loops") // Channel.waiters is a 64-bit set
 	}
-	for _, a := range o.Apps.All() {
-		as := &appState{hub: h, app: a}
+	for i, a := range o.Apps.All() {
+		as := &appState{hub: h, app: a, idx: i}
 		for i := range as.shards {
 			as.shards[i].chans = make(map[string]*Channel)
 		}
@@ -318,7 +319,7 @@ func (h *Hub) newFrame(payload []byte) []byte {
 // postLocked queues frame to every loop with subscribers of ch (shard held).
 func (h *Hub) postLocked(ch *Channel, frame []byte, except uint64) {
 	ch.pubSeq++
-	d := delivery{kind: deliverFrame, ch: ch, frame: frame, except: except, seq: ch.pubSeq}
+	d := delivery{kind: deliverFrame, ch: ch, frame: frame, except: except, seq: ch.pubSeq, at: Monotime()}
 	for i, n := range ch.perLoop {
 		if n > 0 {
 			h.locals[i].post(d)

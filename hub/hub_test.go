@@ -595,3 +595,35 @@ func TestClusteredAckWaitsAtMostReadyTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveredCountsEverySocket: each event is recorded once per drain
+// with the number of sockets handed its frame (the sender of a client event
+// excluded), stamped with the moment the hub accepted it.
+func TestDeliveredCountsEverySocket(t *testing.T) {
+	th := newTestHub(t, 1, func(a *pusher.App) { a.ClientEvents = pusher.ClientEventsMembers })
+	var cls []*client
+	for i := 0; i < 5; i++ {
+		cl := th.connect(t, 0)
+		cl.send(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
+		cls = append(cls, cl)
+	}
+	th.drain()
+	before := Monotime()
+	th.h.Publish(th.app, []string{"room"}, "Msg", []byte(`{}`), "")
+	cls[0].send(`{"event":"client-typing","channel":"room","data":{}}`)
+	l := th.l[0]
+	l.Drain(0)
+	got := append([]Delivered(nil), l.Delivered()...)
+	l.ResetScratch()
+	if len(got) != 2 || got[0].N != 5 || got[1].N != 4 {
+		t.Fatalf("delivered %+v, want two events to 5 and 4 sockets", got)
+	}
+	for _, d := range got {
+		if d.At < before || d.At > Monotime() || d.App != 0 {
+			t.Fatalf("delivery %+v stamped outside [%d, now] or wrong app", d, before)
+		}
+	}
+	if n := len(l.Delivered()); n != 0 {
+		t.Fatalf("%d deliveries left after ResetScratch", n)
+	}
+}

@@ -24,6 +24,8 @@ type delivery struct {
 	seq    uint64 // Channel.pubSeq of this delivery
 	app    *pusher.App
 	user   string
+	at     int64 // Monotime when the node accepted the event (metrics.go)
+	sent   int32 // sockets handed the frame in the current slice, loop only
 }
 
 type userKey struct {
@@ -67,6 +69,8 @@ type Local struct {
 	// users indexes this loop's sockets by user id (signed in, or present on
 	// a presence channel) for terminate_connections. The int counts reasons.
 	users map[userKey]map[*Session]int
+
+	stats localStats // delivery observations for the loop's metrics (metrics.go)
 }
 
 func newLocal(h *Hub, idx int) *Local {
@@ -116,6 +120,7 @@ func (l *Local) Drain(budget int) (more bool) {
 			run := l.batch[l.runStart:l.pos]
 			for l.snapPos < len(l.snap) {
 				if budget > 0 && sent >= budget {
+					l.noteRun(run)
 					return true
 				}
 				e := l.snap[l.snapPos]
@@ -126,10 +131,12 @@ func (l *Local) Drain(budget int) (more bool) {
 				for i := range run {
 					if d := &run[i]; e.joined < d.seq && e.s.seq != d.except {
 						e.s.conn.Send(d.frame)
+						d.sent++
 					}
 				}
 				sent++
 			}
+			l.noteRun(run)
 			clear(l.snap) // drop session references for the GC
 			l.snap, l.snapPos = l.snap[:0], 0
 		}
@@ -179,6 +186,7 @@ func (l *Local) ResetScratch() {
 		l.out = nil
 	}
 	l.out = l.out[:0]
+	l.resetDelivered()
 }
 
 // reply frames payload into the loop's scratch and queues it on s.

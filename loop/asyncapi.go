@@ -7,6 +7,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/goreverb/reverb/hub"
 	"github.com/goreverb/reverb/pusher"
 	"github.com/goreverb/reverb/wsproto"
 )
@@ -49,6 +50,7 @@ type apiCall struct {
 	status    int
 	allow     string
 	keepAlive bool
+	start     int64 // hub.Monotime when the loop read the request
 }
 
 var apiCalls = sync.Pool{New: func() any { return new(apiCall) }}
@@ -59,6 +61,7 @@ var apiCalls = sync.Pool{New: func() any { return new(apiCall) }}
 func (lc *loopCtx) startAPI(cn *conn, req *wsproto.Request, path, body []byte) {
 	call := apiCalls.Get().(*apiCall)
 	call.lc, call.cn, call.keepAlive = lc, cn, req.KeepAlive
+	call.start = hub.Monotime()
 	raw := append(call.raw[:0], req.Method...)
 	raw = append(raw, path...)
 	raw = append(raw, req.Query...)
@@ -104,6 +107,7 @@ func (call *apiCall) Run(context.Context) error {
 			allow = "Allow: " + call.allow
 		}
 		lc.respond(cn, call.status, call.resp, keepAlive, allow) // copies resp
+		s.countAPI(call.req.Path, call.status, call.start)
 		if !keepAlive {
 			cn.closeHTTP()
 		}

@@ -94,6 +94,7 @@ func (cn *conn) Send(frame []byte) {
 	if lc.log != nil {
 		lc.logOut(cn, frame)
 	}
+	lc.countSent(cn)
 	cn.queue(frame)
 }
 
@@ -221,6 +222,7 @@ type loopCtx struct {
 
 	drainTask drainTask
 	tickTask  tickTask
+	stats     loopStats
 
 	// yield pair (yield.go): the writing descriptor once ready (-1 before),
 	// whether the enrolled reading end is open, and the file that owns the
@@ -235,6 +237,7 @@ func newLoopCtx(s *Server, el gnet.EventLoop, local *hub.Local) *loopCtx {
 	lc.wheel.cur = s.hub.Now()
 	lc.drainTask.lc = lc
 	lc.tickTask.lc = lc
+	lc.stats.apps = make([]loopApp, len(s.totals))
 	local.Bind(lc)
 	lc.startYield()
 	return lc
@@ -308,6 +311,7 @@ func (lc *loopCtx) flush(cur *conn) {
 		lc.buf = nil
 	}
 	lc.buf = lc.buf[:0]
+	lc.foldStats()
 	lc.local.ResetScratch()
 }
 

@@ -95,6 +95,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	loops []*loopCtx
+
+	totals   []appTotals // per app, folded from the loops (stats.go)
+	apiStats apiStats
 }
 
 // Start starts the engine and returns once it accepts connections.
@@ -127,6 +130,7 @@ func Start(cfg Config) (*Server, error) {
 		httpSec: int64((cfg.HTTPIdleTimeout + time.Second - 1) / time.Second),
 		booted:  make(chan struct{}),
 		done:    make(chan error, 1),
+		totals:  make([]appTotals, len(cfg.Apps.All())),
 	}
 	s.hub = hub.New(hub.Options{Apps: cfg.Apps, Loops: cfg.Loops, Frame: wsproto.AppendText, Broker: cfg.Broker, Hooks: cfg.Hooks})
 	s.api = &pusher.API{Apps: cfg.Apps, Backend: s.hub, TimestampWindow: cfg.TimestampWindow}

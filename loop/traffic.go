@@ -6,6 +6,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/goreverb/reverb/hub"
 	"github.com/goreverb/reverb/pusher"
 	"github.com/goreverb/reverb/wsproto"
 )
@@ -73,7 +74,9 @@ func (lc *loopCtx) serveHTTP(cn *conn, buf []byte) int {
 			lc.req.Path = path
 			lc.req.RawQuery = req.Query
 			lc.req.Body = buf[off+req.HeadLen : off+total]
+			t0 := hub.Monotime()
 			status, body, allow := s.api.Serve(&lc.req, lc.apiBuf[:0])
+			s.countAPI(path, status, t0)
 			lc.apiBuf = body[:0]
 			if allow != "" {
 				allow = "Allow: " + allow
@@ -172,6 +175,7 @@ func (lc *loopCtx) readFrames(cn *conn, buf []byte) int {
 			if lc.log != nil {
 				lc.log.Debug("frame in", "socket_id", cn.ID(), "payload", string(f.Payload))
 			}
+			lc.countReceived(cn)
 			lc.local.Message(&cn.Session, f.Payload)
 		case wsproto.KindPing:
 			cn.Touch(now, true)

@@ -1,0 +1,71 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/goreverb/reverb/hub"
+)
+
+// metrics are the broker's figures for the metrics endpoint that Stats
+// does not already hold.
+type metrics struct {
+	// latency is the cross-node latency of message envelopes: from the
+	// sending node queuing it ("t") to this node's receiver handing it to
+	// the hub. Across machines it includes their clock difference.
+	latency hub.LatencyHistogram
+}
+
+// crossNode observes the latency of a message queued at unix µs sent (0 =
+// sender too old to stamp). Receiver goroutine.
+func (m *metrics) crossNode(sent int64) {
+	if sent > 0 {
+		m.latency.Observe((time.Now().UnixMicro()-sent)*1000, 1)
+	}
+}
+
+// Metrics are the broker's figures for monitoring. Counters are cumulative
+// since New.
+type Metrics struct {
+	Stats
+	// QueueLength and QueueCapacity are the envelopes waiting for Redis
+	// and how many may wait before publishes are dropped (Stats.Dropped).
+	QueueLength, QueueCapacity int
+	// Reconnects counts Redis connections (publisher, pub/sub, state) that
+	// were lost and came back.
+	Reconnects uint64
+	// Connected is false while the pub/sub connection is down.
+	Connected bool
+	// Latency is the cross-node latency of messages received from other
+	// nodes.
+	Latency hub.Histogram
+}
+
+// Metrics returns the broker's figures. Any goroutine.
+func (b *Broker) Metrics() Metrics {
+	return Metrics{
+		Stats:         b.Stats(),
+		QueueLength:   len(b.queue),
+		QueueCapacity: cap(b.queue),
+		Reconnects:    b.pubState.restores.Load() + b.subState.restores.Load() + b.stateState.restores.Load(),
+		Connected:     b.subUp.Load(),
+		Latency:       b.metrics.latency.Snapshot(),
+	}
+}
+
+// PeerConnections calls visit for each other node heard from, with its
+// last reported established sockets per app (the once-a-second stats
+// heartbeat). Any goroutine; visit runs with the table locked, so it must
+// not call back into the broker.
+func (b *Broker) PeerConnections(visit func(node, appID string, n int64)) {
+	p := &b.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for node, pe := range p.nodes {
+		if len(pe.counts) == 0 {
+			visit(node, "", 0)
+		}
+		for app, n := range pe.counts {
+			visit(node, app, n)
+		}
+	}
+}
