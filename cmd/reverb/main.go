@@ -185,6 +185,18 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	if cfg.Dev {
 		printDevApp(stdout, stderr, cfg, tlsCfg != nil)
 	}
+	if cfg.Metrics.Enabled {
+		mon, err := startMonitor(cfg, srv, broker)
+		if err != nil {
+			fmt.Fprintln(stderr, "reverb: metrics:", err)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = srv.Shutdown(ctx)
+			cancel()
+			return 1
+		}
+		defer mon.Close()
+		fmt.Fprintf(stdout, "Metrics and dashboard on http://%s/\n", mon.Addr())
+	}
 
 	restartFile := filepath.Join(cfg.StateDir, "restart")
 	seen := readRestartStamp(restartFile)

@@ -36,6 +36,10 @@ import (
 //	REVERB_DEBUG                     servers.reverb.debug                false
 //	REVERB_REUSE_PORT                servers.reverb.reuse_port           false (SO_REUSEPORT)
 //	REVERB_EVENT_LOOPS               servers.reverb.event_loops          0 = one per CPU
+//	REVERB_METRICS_ENABLED           servers.reverb.metrics.enabled      false
+//	REVERB_METRICS_HOST              servers.reverb.metrics.host         127.0.0.1
+//	REVERB_METRICS_PORT              servers.reverb.metrics.port         9601
+//	REVERB_METRICS_TOKEN             servers.reverb.metrics.token        (none: no auth)
 //	(none)                           servers.reverb.scaling.server.scheme  "tls" = TLS to Redis
 //	REVERB_APP_SIGNIN                apps.apps[].signin                  true
 //	REVERB_APP_CACHE_TTL             apps.apps[].cache_ttl               1800 s
@@ -69,6 +73,7 @@ type Config struct {
 	Debug   bool
 	TLS     TLSConfig
 	Scaling ScalingConfig
+	Metrics MetricsConfig
 	// Apps are complete (pusher.App.WithDefaults applied), in configuration
 	// order, with unique keys and ids.
 	Apps []pusher.App
@@ -118,6 +123,15 @@ type TLSConfig struct {
 	Passphrase string // passphrase of an encrypted key
 }
 
+// MetricsConfig is servers.reverb.metrics: the Prometheus endpoint and
+// dashboard listener (cmd/reverb/monitor).
+type MetricsConfig struct {
+	Enabled bool
+	Host    string // default 127.0.0.1: not exposed unless asked
+	Port    int    // default 9601
+	Token   string // bearer token required when set
+}
+
 // ScalingConfig is servers.reverb.scaling (§11).
 type ScalingConfig struct {
 	Enabled bool
@@ -157,6 +171,8 @@ const (
 	defaultRedisTimeout      = 60 * time.Second
 	defaultTimestampWindow   = 600 * time.Second
 	defaultMaxOutboundBuffer = 4 << 20
+	defaultMetricsHost       = "127.0.0.1"
+	defaultMetricsPort       = 9601
 )
 
 // LoadConfig merges, highest first: flags > config file > process environment
@@ -416,6 +432,13 @@ func (s *sources) server(c *Config, f Flags) error {
 	add(e)
 	add(s.scaling(&c.Scaling))
 	add(s.webhooks(&c.Webhooks))
+	c.Metrics.Enabled = s.pick("REVERB_METRICS_ENABLED", "metrics", "enabled").truthy(false)
+	c.Metrics.Host, e = s.pick("REVERB_METRICS_HOST", "metrics", "host").nonEmpty(defaultMetricsHost)
+	add(e)
+	c.Metrics.Port, e = s.pick("REVERB_METRICS_PORT", "metrics", "port").integer(defaultMetricsPort, 0)
+	add(e)
+	c.Metrics.Token, e = s.pick("REVERB_METRICS_TOKEN", "metrics", "token").str("")
+	add(e)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

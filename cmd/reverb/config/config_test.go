@@ -45,6 +45,7 @@ func TestDefaults(t *testing.T) {
 		Port:              8080,
 		MaxRequestSize:    10_000,
 		Scaling:           ScalingConfig{Channel: "reverb", Redis: RedisConfig{Host: "127.0.0.1", Port: 6379, Timeout: 60 * time.Second}},
+		Metrics:           MetricsConfig{Host: "127.0.0.1", Port: 9601},
 		TimestampWindow:   600 * time.Second,
 		MaxOutboundBuffer: 4 << 20,
 		StateDir:          filepath.Join(os.TempDir(), "reverb"),
@@ -184,6 +185,7 @@ func TestServerEnvVars(t *testing.T) {
 		Scaling: ScalingConfig{Enabled: true, Channel: "fleet", Redis: RedisConfig{
 			Host: "redis.internal", Port: 6380, Username: "bob", Password: "p#ss", DB: 3, Timeout: 2500 * time.Millisecond,
 		}},
+		Metrics:           MetricsConfig{Host: "127.0.0.1", Port: 9601},
 		TimestampWindow:   0,
 		MaxOutboundBuffer: 65536,
 		StateDir:          "/var/run/reverb",
@@ -845,5 +847,26 @@ func TestWebhookSettings(t *testing.T) {
 	bad := writeFile(t, t.TempDir(), "bad.json", `{"apps":{"apps":[{"app_id":"1","key":"k","secret":"s","webhooks":[{"event_types":["member_added"]}]}]}}`)
 	if _, err := load(t, Flags{ConfigFile: &bad}); err == nil || !strings.Contains(err.Error(), "webhooks[0].url") {
 		t.Errorf("webhook without url: %v", err)
+	}
+}
+
+func TestMetricsSettings(t *testing.T) {
+	t.Chdir(t.TempDir())
+	c := mustLoad(t, Flags{}, appEnv...)
+	if want := (MetricsConfig{Enabled: false, Host: "127.0.0.1", Port: 9601}); c.Metrics != want {
+		t.Fatalf("defaults %+v, want %+v", c.Metrics, want)
+	}
+	c = mustLoad(t, Flags{}, append([]string{"REVERB_METRICS_ENABLED=true", "REVERB_METRICS_HOST=0.0.0.0",
+		"REVERB_METRICS_PORT=9700", "REVERB_METRICS_TOKEN=tok"}, appEnv...)...)
+	if want := (MetricsConfig{Enabled: true, Host: "0.0.0.0", Port: 9700, Token: "tok"}); c.Metrics != want {
+		t.Fatalf("env %+v, want %+v", c.Metrics, want)
+	}
+	p := writeFile(t, t.TempDir(), "r.yaml", "servers:\n  reverb:\n    metrics:\n      enabled: true\n      port: 9800\n      token: file-tok\n")
+	c = mustLoad(t, Flags{ConfigFile: &p}, append([]string{"REVERB_METRICS_PORT=9700"}, appEnv...)...)
+	if want := (MetricsConfig{Enabled: true, Host: "127.0.0.1", Port: 9800, Token: "file-tok"}); c.Metrics != want {
+		t.Fatalf("file %+v, want %+v", c.Metrics, want)
+	}
+	if _, err := load(t, Flags{}, append([]string{"REVERB_METRICS_PORT=abc"}, appEnv...)...); err == nil {
+		t.Fatal("a non-numeric REVERB_METRICS_PORT was accepted")
 	}
 }
