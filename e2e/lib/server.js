@@ -100,7 +100,9 @@ export async function startServer(opts = {}) {
 // {"health":"OK"}. opts.apps (array of app objects) writes a JSON config
 // file; opts.env sets REVERB_APP_ID/KEY/SECRET (defaults: first app or the
 // built-in e2e app); opts.port reuses a port (restart tests); opts.redisPort
-// turns scaling on against that Redis; opts.serverEnv adds env settings.
+// turns scaling on against that Redis; opts.serverEnv adds env settings;
+// opts.metrics ({token}) turns the metrics listener on, on a free port
+// (metricsUrl in the result).
 export async function startNode(opts = {}) {
   const bin = binary();
   const port = opts.port ?? (await freePort());
@@ -128,6 +130,15 @@ export async function startNode(opts = {}) {
   env.REVERB_STATE_DIR = path.join(tmp, 'state');
   // opts.serverEnv: extra REVERB_* settings of the node (e.g. webhook delay).
   Object.assign(env, opts.serverEnv || {});
+  let metricsUrl = null;
+  if (opts.metrics) {
+    const mport = await freePort();
+    env.REVERB_METRICS_ENABLED = 'true';
+    env.REVERB_METRICS_HOST = '127.0.0.1';
+    env.REVERB_METRICS_PORT = String(mport);
+    if (opts.metrics.token) env.REVERB_METRICS_TOKEN = opts.metrics.token;
+    metricsUrl = `http://127.0.0.1:${mport}`;
+  }
   if (opts.redisPort) {
     env.REVERB_SCALING_ENABLED = 'true';
     env.REDIS_HOST = '127.0.0.1';
@@ -178,6 +189,7 @@ export async function startNode(opts = {}) {
     logs: proc.log,
     stop,
     cluster: false,
+    metricsUrl,
   };
 }
 
@@ -385,5 +397,6 @@ export async function startCluster(opts = {}) {
     nodes,
     redis,
     cluster: true,
+    metricsUrl: first.metricsUrl,
   };
 }

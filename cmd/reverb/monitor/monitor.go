@@ -24,7 +24,7 @@ type Config struct {
 	// Addr is "host:port" (REVERB_METRICS_HOST, REVERB_METRICS_PORT).
 	Addr string
 	// Token, when set, must come as "Authorization: Bearer <token>" (or
-	// ?token=<token>, for a browser opening the dashboard) on every request.
+	// ?token=<token>) on every request for data: /metrics and /api/stats.
 	Token string
 	// Version is shown by the dashboard and in reverb_build_info.
 	Version string
@@ -70,13 +70,16 @@ func Start(cfg Config, srv *loop.Server, broker *cluster.Broker) (*Monitor, erro
 		newCollector(m),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", m.auth(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	mux.HandleFunc("GET /api/stats", m.serveStats)
+	})))
+	mux.Handle("GET /api/stats", m.auth(http.HandlerFunc(m.serveStats)))
+	// The page and its script hold no data: a browser loads them without
+	// the token (it cannot send a header for a <script>), and the page then
+	// sends the token with its data requests.
 	mux.Handle("GET /", dashboard())
 	m.http = &http.Server{
-		Handler:           m.auth(mux),
+		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}

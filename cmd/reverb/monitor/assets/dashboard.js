@@ -112,7 +112,9 @@ function histogram(canvas, bounds, lat) {
     ctx.fillRect(L + i * bw + 1, h - B - bh, Math.max(bw - 2, 1), bh);
   });
   ctx.fillStyle = COLORS.text; ctx.textAlign = "center"; ctx.textBaseline = "alphabetic";
-  for (let i = 0; i < n; i += 2) {
+  // As many bucket labels as fit, about 56 px each.
+  const step = Math.max(1, Math.ceil(n / Math.max(1, Math.floor((w - L - R) / 56))));
+  for (let i = 0; i < n; i += step) {
     const label = i < bounds.length ? "≤" + fmtSec(bounds[i]) : ">" + fmtSec(bounds[bounds.length - 1]);
     ctx.fillText(label, L + i * bw + bw / 2, h - B + 13);
   }
