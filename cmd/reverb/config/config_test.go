@@ -870,3 +870,21 @@ func TestMetricsSettings(t *testing.T) {
 		t.Fatal("a non-numeric REVERB_METRICS_PORT was accepted")
 	}
 }
+
+// TestEnvAndFileAppAreTheSame: an app configured by REVERB_APP_* and the
+// same app in a config file (Laravel's published config/reverb.php shape,
+// every key spelled out) load as identical pusher.App values, so the
+// server runs the same code for both: a difference in cost between them
+// can only be noise (README, Benchmarks).
+func TestEnvAndFileAppAreTheSame(t *testing.T) {
+	t.Chdir(t.TempDir())
+	env := mustLoad(t, Flags{}, "REVERB_APP_ID=1", "REVERB_APP_KEY=key", "REVERB_APP_SECRET=secret")
+	p := writeFile(t, t.TempDir(), "reverb.json", `{"apps":{"apps":[{"app_id":"1","key":"key","secret":"secret",
+		"allowed_origins":["*"],"ping_interval":60,"activity_timeout":30,"max_message_size":10000,"max_connections":null,
+		"accept_client_events_from":"members",
+		"rate_limiting":{"enabled":false,"max_attempts":60,"decay_seconds":60,"terminate_on_limit":false}}]}}`)
+	file := mustLoad(t, Flags{ConfigFile: &p})
+	if !reflect.DeepEqual(env.Apps, file.Apps) {
+		t.Fatalf("env app  %+v\nfile app %+v", env.Apps, file.Apps)
+	}
+}
