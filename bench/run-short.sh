@@ -7,7 +7,9 @@
 # Environment: BENCH_PORT (default 18090), BENCH_CONNS (5000),
 # BENCH_FANOUT_CONNS (2000), BENCH_RATE (200 events/s), BENCH_SECONDS (8),
 # BENCH_METRICS (1: the metrics listener on at BENCH_PORT+1 and scraped
-# once a second for the whole run, as a dashboard would; 0: off).
+# once a second for the whole run, as a dashboard would; 0: off),
+# BENCH_WEBHOOKS (1: the app sends every webhook event to a sink at
+# BENCH_PORT+2 that answers 200; 0: no webhooks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,15 +19,25 @@ fconns=${BENCH_FANOUT_CONNS:-2000}
 rate=${BENCH_RATE:-200}
 secs=${BENCH_SECONDS:-8}
 metrics=${BENCH_METRICS:-1}
+webhooks=${BENCH_WEBHOOKS:-1}
 
 source scripts/lib.sh
 build_binaries
 
-metrics_env=(REVERB_METRICS_ENABLED=false)
+extra_env=(REVERB_METRICS_ENABLED=false)
 if [ "$metrics" = 1 ]; then
-	metrics_env=(REVERB_METRICS_ENABLED=true REVERB_METRICS_PORT=$((port + 1)))
+	extra_env=(REVERB_METRICS_ENABLED=true REVERB_METRICS_PORT=$((port + 1)))
 fi
-env REVERB_APP_ID=1 REVERB_APP_KEY=key REVERB_APP_SECRET=secret "${metrics_env[@]}" \
+if [ "$webhooks" = 1 ]; then
+	go build -o "$tmp/webhook-sink" ./bench/cmd/webhook-sink
+	"$tmp/webhook-sink" -addr "127.0.0.1:$((port + 2))" &
+	sink_pid=$!
+	pids+=("$sink_pid")
+	wait_port 127.0.0.1 $((port + 2)) || true
+	extra_env+=(REVERB_APP_WEBHOOK_URL="http://127.0.0.1:$((port + 2))/webhook")
+	echo "webhooks on: every event to http://127.0.0.1:$((port + 2))/webhook"
+fi
+env REVERB_APP_ID=1 REVERB_APP_KEY=key REVERB_APP_SECRET=secret "${extra_env[@]}" \
 	"$tmp/reverb" start --host 127.0.0.1 --port "$port" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
@@ -56,3 +68,9 @@ echo
 echo "== fanout: $fconns subscribers over 20 channels at $rate events/s, ours vs ref"
 timeout 80 "$tmp/reverb-bench" compare "${common[@]}" --conns "$fconns" --channels 20 \
 	--rate "$rate" --duration "${secs}s" --ramp 5000
+
+if [ "$webhooks" = 1 ]; then
+	sleep 4 # channel_vacated waits 3 s after the last socket leaves
+	kill "$sink_pid"
+	wait "$sink_pid" 2>/dev/null || true
+fi
