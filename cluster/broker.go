@@ -211,6 +211,7 @@ type Broker struct {
 	qs      queries
 	wh      atomic.Pointer[webhooks] // set by Webhooks (webhook.go)
 	metrics metrics
+	extra   atomic.Pointer[func([]byte) []byte] // SetStatsExtra (metrics.go)
 
 	startOnce sync.Once
 	started   atomic.Bool

@@ -14,7 +14,7 @@ import (
 //	{"v":1,"type":"message","node":"<id>","app":"<app_id>","channel":"<name>","except":"<socket_id>","t":<unix µs>,"payload":<Pusher JSON object>}
 //	{"v":1,"type":"terminate","node":"<id>","app":"<app_id>","user":"<user_id>"}
 //	{"v":1,"type":"restart","node":"<id>"}
-//	{"v":1,"type":"stats","node":"<id>","conns":{"<app_id>":<sockets>,...}}
+//	{"v":1,"type":"stats","node":"<id>","conns":{"<app_id>":<sockets>,...},"x":<JSON object>}
 //	{"v":1,"type":"presence","app":"<app_id>","channel":"<name>","node":"<id>","user":"<key>","m":[<user_id>,<user_info>]}
 //	{"v":1,"type":"snapshot","app":"<app_id>","channel":"<name>","node":"<id>","nodes":["<node>",...],"members":[["<node>","<key>",<user_id>,<user_info>],...]}
 //	{"v":1,"type":"cached","app":"<app_id>","channel":"<name>","node":"<id>","payload":<Pusher JSON object>}
@@ -25,6 +25,8 @@ import (
 // (presence.go); the Lua scripts there write them, "payload" is absent when
 // nothing is cached.
 //
+// A stats envelope's "x" (optional) is what Broker.SetStatsExtra adds,
+// carried opaquely for the other nodes' metrics (metrics.go).
 // "except" is omitted when no socket is excluded. "t" is when the sender
 // queued the message (optional; the receiver's cross-node latency metric). The payload is the event
 // exactly as local subscribers receive it, embedded as a JSON value, so a
@@ -151,6 +153,7 @@ type envelope struct {
 	payload []byte       // message: the embedded JSON object
 	sent    int64        // message: "t", unix µs; 0 when absent
 	counts  []appCount   // stats
+	extra   []byte       // stats: the "x" object, empty when absent
 	on      bool         // presence: "m" present
 	id      []byte       // presence: user_id JSON
 	info    []byte       // presence: user_info JSON
@@ -242,6 +245,10 @@ func (d *decoder) decode(msg string, e *envelope) error {
 		e.kind = kindRestart
 	case "stats":
 		e.kind = kindStats
+		if x := o.Get("x"); x != nil && x.Type() == fastjson.TypeObject {
+			d.buf = x.MarshalTo(d.buf[:0])
+			e.extra = d.buf
+		}
 		cv := o.Get("conns")
 		if cv == nil || cv.Type() != fastjson.TypeObject {
 			return errFields

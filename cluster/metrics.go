@@ -52,6 +52,35 @@ func (b *Broker) Metrics() Metrics {
 	}
 }
 
+// SetStatsExtra makes every heartbeat carry the JSON object f appends (a
+// node's own figures for the other nodes' dashboards; at most once a
+// second, on the stats goroutine). The broker does not look into it: the
+// other nodes get it back, as last heard, from PeerExtra. f must append
+// exactly one JSON object. Call before Start or at any time after.
+func (b *Broker) SetStatsExtra(f func(dst []byte) []byte) { b.extra.Store(&f) }
+
+// appendExtra turns a stats envelope into one with "x" (stats goroutine).
+func (b *Broker) appendExtra(buf []byte) []byte {
+	f := b.extra.Load()
+	if f == nil || len(buf) == 0 {
+		return buf
+	}
+	buf = append(buf[:len(buf)-1], `,"x":`...) // drop the closing brace
+	return append((*f)(buf), '}')
+}
+
+// PeerExtra calls visit for each other node heard from with the "x" object
+// of its last heartbeat (empty when it sent none). visit runs with the
+// table locked and must not keep x or call back into the broker.
+func (b *Broker) PeerExtra(visit func(node string, x []byte)) {
+	p := &b.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for node, pe := range p.nodes {
+		visit(node, pe.extra)
+	}
+}
+
 // PeerConnections calls visit for each other node heard from, with its
 // last reported established sockets per app (the once-a-second stats
 // heartbeat). Any goroutine; visit runs with the table locked, so it must

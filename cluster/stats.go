@@ -57,6 +57,7 @@ func (p *peers) vouch(node string, now time.Time) bool {
 type peer struct {
 	seen   time.Time
 	counts map[string]int64 // app id (the hub's own string) → sockets
+	extra  []byte           // the heartbeat's "x" object (metrics.go), copied
 }
 
 // runStats publishes this node's socket counts on the control channel every
@@ -93,6 +94,7 @@ func (b *Broker) publishStats(buf *[]byte) {
 		return
 	}
 	*buf = appendStats((*buf)[:0], b.node, h.LocalConnections)
+	*buf = b.appendExtra(*buf)
 	ctx, cancel := context.WithTimeout(b.ctx, statsEvery)
 	defer cancel()
 	// The alive key tells sync scripts this node's presence fields are
@@ -130,6 +132,7 @@ func (b *Broker) applyStats(h *hub.Hub, e *envelope, now time.Time) {
 		}
 	}
 	pe.seen = now
+	pe.extra = append(pe.extra[:0], e.extra...)
 	for id, n := range pe.counts {
 		p.totals[id] -= n
 	}

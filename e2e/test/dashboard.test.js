@@ -119,9 +119,29 @@ test('dashboard shows the connections, channels and deliveries the test made', {
     // Node 0 lists itself and the two others with their sockets, as their
     // heartbeats (once a second) report them.
     await page.waitForFunction(() => document.querySelectorAll('#nodes tbody tr[data-app="dash-app"]').length === 3, null, { timeout: 10000 });
-    const rows = await page.$$eval('#nodes tbody tr[data-app="dash-app"]', (trs) => trs.map((tr) => Number(tr.lastElementChild.textContent)));
+    const rows = await page.$$eval('#nodes tbody tr[data-app="dash-app"]', (trs) =>
+      trs.map((tr) => Number(tr.querySelector('[data-col="connections"]').textContent)),
+    );
     assert.equal(rows[0], mine, 'this node first');
     assert.deepEqual(rows.slice(1).sort(), [1, 2], 'the other nodes');
+    // Every node runs the metrics listener, so each row has its node's own
+    // figures: channels and the last minute's deliveries (5 ticks to each
+    // of its dash-a sockets), from its heartbeat.
+    await page.waitForFunction(
+      () =>
+        [...document.querySelectorAll('#nodes tbody tr[data-app="dash-app"]')].every(
+          (tr) => tr.querySelector('[data-col="deliveries"]').textContent !== '–' && tr.querySelector('[data-col="deliveries"]').textContent !== '0',
+        ),
+      null,
+      { timeout: 10000 },
+    );
+    const figures = await page.$$eval('#nodes tbody tr[data-app="dash-app"]', (trs) =>
+      trs.map((tr) => [tr.querySelector('[data-col="connections"]').textContent, tr.querySelector('[data-col="channels"]').textContent, tr.querySelector('[data-col="deliveries"]').textContent].map(Number)),
+    );
+    // [connections, channels, deliveries]: node 0 has clients 0-2 (dash-a, -b, -c), node 1 clients 3-4
+    // (dash-a), node 2 client 5 (dash-a).
+    assert.deepEqual(figures[0], [3, 3, 15]);
+    assert.deepEqual(figures.slice(1).sort((x, y) => x[0] - y[0]), [[1, 1, 5], [2, 1, 10]]);
     assert.equal(await page.textContent('[data-metric="cluster_connected"]'), 'up');
   } else {
     assert.equal(await page.isHidden('#nodes-panel'), true);

@@ -85,12 +85,18 @@ func startNode(t *testing.T, redis, node string) (*loop.Server, *cluster.Broker)
 func TestClusterMetrics(t *testing.T) {
 	redis := startRedis(t)
 	srvA, bA := startNode(t, redis, "node-a")
-	srvB, _ := startNode(t, redis, "node-b")
+	srvB, bB := startNode(t, redis, "node-b")
 	mon, err := Start(Config{Addr: "127.0.0.1:0", Token: token}, srvA, bA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = mon.Close() })
+	// B runs a monitor too, so its heartbeat carries its own figures.
+	monB, err := Start(Config{Addr: "127.0.0.1:0"}, srvB, bB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = monB.Close() })
 	ra, rb := &rig{srvA, mon}, &rig{srv: srvB}
 
 	var onA []*client
@@ -126,17 +132,30 @@ func TestClusterMetrics(t *testing.T) {
 		t.Fatalf("cross-node latency %v s on loopback", s)
 	}
 
-	code, body := get(t, "http://"+mon.Addr()+"/api/stats", "Bearer "+token)
-	if code != 200 {
-		t.Fatalf("/api/stats: %d", code)
-	}
+	// A's dashboard data: both nodes, B's figures from its heartbeat (its
+	// sampler and heartbeat each run once a second).
 	var st Stats
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		code, body := get(t, "http://"+mon.Addr()+"/api/stats", "Bearer "+token)
+		if code != 200 {
+			t.Fatalf("/api/stats: %d", code)
+		}
+		st = Stats{}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Nodes) == 2 && st.Nodes[1].Apps[appID].Deliveries == 2 && st.Nodes[0].Apps[appID].Deliveries == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-b's figures never arrived: %+v", st.Nodes)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if !st.Clustered || st.Cluster == nil || !st.Cluster.Connected || len(st.Nodes) != 2 ||
 		st.Nodes[0].ID != "node-a" || !st.Nodes[0].Self || st.Nodes[0].Connections[appID] != 3 ||
-		st.Nodes[1].ID != "node-b" || st.Nodes[1].Connections[appID] != 2 {
+		st.Nodes[0].Apps[appID].Channels != 1 || st.Nodes[0].Apps[appID].Deliveries != 3 ||
+		st.Nodes[1].ID != "node-b" || st.Nodes[1].Connections[appID] != 2 || st.Nodes[1].Apps[appID].Channels != 1 {
 		t.Fatalf("/api/stats nodes %+v cluster %+v", st.Nodes, st.Cluster)
 	}
 }

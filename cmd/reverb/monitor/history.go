@@ -131,12 +131,13 @@ type Counters struct {
 	WebhookQueue         int64  `json:"webhook_queue"`
 }
 
-// NodeStats is one node's connections per app: this node's own, the
-// others' as their last heartbeat (once a second) reported.
+// NodeStats is one node's figures per app: this node's own, the others'
+// as their last heartbeat (once a second) reported them.
 type NodeStats struct {
-	ID          string           `json:"id"`
-	Self        bool             `json:"self"`
-	Connections map[string]int64 `json:"connections"`
+	ID          string             `json:"id"`
+	Self        bool               `json:"self"`
+	Connections map[string]int64   `json:"connections"`
+	Apps        map[string]NodeApp `json:"apps,omitempty"`
 }
 
 // Cluster is the Redis bridge as this node sees it.
@@ -156,8 +157,19 @@ func (m *Monitor) stats() Stats {
 		Time:      time.Now().UnixMilli(),
 		Bounds:    hub.LatencyBuckets[:],
 	}
+	st.Apps = m.appStats()
+	st.Nodes = append(st.Nodes, NodeStats{ID: m.node, Self: true, Connections: map[string]int64{}, Apps: nodeApps(st.Apps)})
+	for _, a := range st.Apps {
+		st.Nodes[0].Connections[a.ID] = a.Connections
+	}
+	m.statsRest(&st)
+	return st
+}
+
+// appStats is this node's apps with their rates and last-minute latency.
+func (m *Monitor) appStats() []AppStats {
+	var apps []AppStats
 	last, prev, first := m.hist.window()
-	self := NodeStats{ID: m.node, Self: true, Connections: map[string]int64{}}
 	i := 0
 	m.srv.Hub().AppStats(func(s hub.AppStat) {
 		a := AppStats{
@@ -167,7 +179,6 @@ func (m *Monitor) stats() Stats {
 			Subscriptions: s.Subscriptions,
 			Members:       s.Members,
 		}
-		self.Connections[s.App.ID] = s.Connections
 		if i < len(last.apps) {
 			l := last.apps[i]
 			a.Sent, a.Received = l.sent, l.received
@@ -181,10 +192,45 @@ func (m *Monitor) stats() Stats {
 			}
 			a.Latency = latencyOf(l.latency, base, last.at.Sub(first.at).Seconds())
 		}
-		st.Apps = append(st.Apps, a)
+		apps = append(apps, a)
 		i++
 	})
-	st.Nodes = append(st.Nodes, self)
+	return apps
+}
+
+// NodeApp is one app on one node, as the node's dashboard shows it; each
+// node sends its own in its heartbeat (cluster.Broker.SetStatsExtra).
+type NodeApp struct {
+	Channels     int64   `json:"channels"`
+	SentRate     float64 `json:"sent_per_second"`
+	ReceivedRate float64 `json:"received_per_second"`
+	P50          float64 `json:"p50"`
+	P99          float64 `json:"p99"`
+	Deliveries   uint64  `json:"deliveries"` // in the last minute
+}
+
+func nodeApps(apps []AppStats) map[string]NodeApp {
+	out := make(map[string]NodeApp, len(apps))
+	for _, a := range apps {
+		out[a.ID] = NodeApp{
+			Channels: a.Channels, SentRate: a.SentRate, ReceivedRate: a.ReceivedRate,
+			P50: a.Latency.P50, P99: a.Latency.P99, Deliveries: a.Latency.Count,
+		}
+	}
+	return out
+}
+
+// appendNodeApps appends this node's NodeApp per app id as one JSON object
+// (the heartbeat's extra; stats goroutine, once a second).
+func (m *Monitor) appendNodeApps(dst []byte) []byte {
+	b, err := json.Marshal(nodeApps(m.appStats()))
+	if err != nil {
+		return append(dst, "{}"...)
+	}
+	return append(dst, b...)
+}
+
+func (m *Monitor) statsRest(st *Stats) {
 	k := m.srv.Hub().Counters()
 	st.Counters = Counters{
 		SlowConsumerCloses:   k.SlowConsumerCloses.Load(),
@@ -217,12 +263,16 @@ func (m *Monitor) stats() Stats {
 				p.Connections[appID] = n
 			}
 		})
+		b.PeerExtra(func(node string, x []byte) {
+			if p := peers[node]; p != nil && len(x) > 0 {
+				_ = json.Unmarshal(x, &p.Apps) // a peer's figures, shown as sent
+			}
+		})
 		for _, p := range peers {
 			st.Nodes = append(st.Nodes, *p)
 		}
 		sortNodes(st.Nodes[1:])
 	}
-	return st
 }
 
 // latencyOf is the histogram cur − base with its percentiles.

@@ -62,6 +62,10 @@ func Start(cfg Config, srv *loop.Server, broker *cluster.Broker) (*Monitor, erro
 		m.node = h
 	}
 	m.hist = newHistory(srv)
+	if broker != nil {
+		// The other nodes' dashboards show this node's figures too.
+		broker.SetStatsExtra(m.appendNodeApps)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

@@ -47,11 +47,12 @@ function setup(canvas) {
   return { ctx, w, h };
 }
 
-// niceMax rounds up to 1, 2 or 5 times a power of ten.
+// niceMax rounds up to 1, 2, 4 or 8 times a power of ten, so quarters of
+// it (the grid lines) are round numbers.
 function niceMax(v) {
   if (v <= 0) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  for (const m of [1, 2, 4, 8, 10]) if (v <= m * p) return m * p;
   return 10 * p;
 }
 
@@ -213,8 +214,16 @@ function render(st) {
         total += v;
         const tr = document.createElement("tr");
         tr.dataset.node = n.id; tr.dataset.app = app;
-        for (const t of [n.id + (n.self ? " (this node)" : ""), app, String(v)]) {
-          const td = document.createElement("td"); td.textContent = t; tr.appendChild(td);
+        const a = (n.apps || {})[app];
+        const cols = [
+          ["node", n.id + (n.self ? " (this node)" : "")], ["app", app], ["connections", String(v)],
+          ["channels", a ? String(a.channels) : "–"],
+          ["in", a ? fmtNum(a.received_per_second) : "–"], ["out", a ? fmtNum(a.sent_per_second) : "–"],
+          ["p50", a ? fmtSec(a.p50) : "–"], ["p99", a ? fmtSec(a.p99) : "–"],
+          ["deliveries", a ? fmtNum(a.deliveries) : "–"],
+        ];
+        for (const [col, t] of cols) {
+          const td = document.createElement("td"); td.dataset.col = col; td.textContent = t; tr.appendChild(td);
         }
         tb.appendChild(tr);
       }
