@@ -28,9 +28,10 @@ import (
 // A stats envelope's "x" (optional) is what Broker.SetStatsExtra adds,
 // carried opaquely for the other nodes' metrics (metrics.go).
 // "except" is omitted when no socket is excluded. "t" is when the sender
-// queued the message (optional; the receiver's cross-node latency metric). The payload is the event
-// exactly as local subscribers receive it, embedded as a JSON value, so a
-// receiving node frames it without re-encoding.
+// queued the message (optional; the receiver's cross-node latency metric).
+// The payload is the event exactly as local subscribers receive it,
+// embedded as a JSON value, so a receiving node frames it without
+// re-encoding.
 const envelopeVersion = 1
 
 type kind uint8
