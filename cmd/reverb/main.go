@@ -196,6 +196,9 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		defer mon.Close()
 		fmt.Fprintf(stdout, "Metrics and dashboard on http://%s/\n", mon.Addr())
+		if w := metricsWarning(cfg); w != "" {
+			fmt.Fprintln(stderr, "reverb: warning:", w)
+		}
 	}
 
 	restartFile := filepath.Join(cfg.StateDir, "restart")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/goreverb/reverb/cluster"
@@ -18,4 +19,19 @@ func startMonitor(cfg *config.Config, srv *loop.Server, broker *cluster.Broker) 
 		Token:   cfg.Metrics.Token,
 		Version: version,
 	}, srv, broker)
+}
+
+// metricsWarning says why the metrics settings are risky, or "": a
+// listener reachable beyond loopback without REVERB_METRICS_TOKEN shows
+// every app's ids and traffic to anyone who can reach it.
+func metricsWarning(cfg *config.Config) string {
+	m := cfg.Metrics
+	if m.Token != "" || m.Host == "localhost" {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(m.Host); err == nil && ip.IsLoopback() {
+		return ""
+	}
+	return "the metrics listener on " + net.JoinHostPort(m.Host, strconv.Itoa(m.Port)) +
+		" is reachable beyond loopback and REVERB_METRICS_TOKEN is not set: anyone who can reach it reads the metrics"
 }
