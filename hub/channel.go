@@ -26,10 +26,11 @@ type Channel struct {
 	// ready is false from the moment a clustered node gains its first
 	// subscriber of the channel until the broker confirms it receives the
 	// channel from the other nodes (or a timeout); acknowledgements wait
-	// for it. waiters marks the loops holding such acknowledgements, and
+	// for it. waiters is a bit set (bit i%64 of word i/64 = loop i) of
+	// the loops holding such acknowledgements, allocated on first use, and
 	// notReadySince (coarse seconds) drives the timeout.
 	ready         bool
-	waiters       uint64
+	waiters       []uint64
 	notReadySince int64
 
 	// pubSeq numbers the deliveries posted for this channel (shard). A

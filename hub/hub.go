@@ -3,6 +3,7 @@ package hub
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ type Options struct {
 	Broker Broker
 	// Hooks receives the events webhooks are made of; nil means none.
 	Hooks Hooks
+	// Logger, when set, logs refused subscriptions (--debug).
+	Logger *slog.Logger
 }
 
 const numShards = 64
@@ -66,6 +69,7 @@ type Hub struct {
 	idSeq  atomic.Uint64
 
 	counters Counters
+	log      *slog.Logger
 }
 
 type appState struct {
@@ -92,6 +96,7 @@ func New(o Options) *Hub {
 		frame:  o.Frame,
 		broker: o.Broker,
 		hooks:  o.Hooks,
+		log:    o.Logger,
 	}
 	if h.broker == nil {
 		h.broker = NoBroker{}
@@ -100,9 +105,6 @@ func New(o Options) *Hub {
 	_, single := h.broker.(NoBroker)
 	h.clustered = !single
 	h.notReady = make(map[*Channel]struct{})
-	if o.Loops > 64 {
-		panic("hub: at most 64 loops") // Channel.waiters is a 64-bit set
-	}
 	for i, a := range o.Apps.All() {
 		as := &appState{hub: h, app: a, idx: i}
 		for i := range as.shards {
@@ -163,12 +165,14 @@ func (h *Hub) awaitReady(ch *Channel) {
 // markReady releases the acknowledgements waiting for ch (shard held).
 func (h *Hub) markReady(ch *Channel) {
 	ch.ready = true
-	for i, l := range h.locals {
-		if ch.waiters&(1<<uint(i)) != 0 {
-			l.post(delivery{kind: deliverReady, ch: ch})
+	if ch.waiters != nil {
+		for i, l := range h.locals {
+			if ch.waiters[i/64]&(1<<uint(i%64)) != 0 {
+				l.post(delivery{kind: deliverReady, ch: ch})
+			}
 		}
+		clear(ch.waiters)
 	}
-	ch.waiters = 0
 	h.notReadyMu.Lock()
 	delete(h.notReady, ch)
 	h.notReadyMu.Unlock()

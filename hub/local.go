@@ -323,6 +323,17 @@ func (l *Local) SendPusherPing(s *Session) {
 
 func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	app := s.App
+	if app.MaxChannels > 0 && len(s.subs) >= app.MaxChannels && s.findSub(m.Channel) < 0 {
+		// At the cap: refused before any work (auth, shard lock), and the
+		// socket and its channels stay as they are.
+		l.h.counters.RefusedSubscriptions.Add(1)
+		if l.h.log != nil {
+			var id [48]byte
+			l.h.log.Debug("subscription refused", "socket_id", string(s.AppendID(id[:0])), "channel", string(m.Channel), "channels", len(s.subs))
+		}
+		l.sendError(s, pusher.ErrTooManyChannels)
+		return
+	}
 	typ := pusher.ClassifyChannel(string(m.Channel))
 	switch {
 	case typ.IsReserved():
@@ -425,7 +436,7 @@ func (l *Local) subscribe(s *Session, m *pusher.Message) {
 	if uKey != "" {
 		sub.user = &presenceUser{key: uKey, json: uJSON}
 	}
-	s.subs = append(s.subs, sub)
+	s.addSub(sub)
 	ready := l.readyLocked(ch)
 	var cached []byte
 	if ready {
@@ -478,7 +489,10 @@ func (l *Local) ackWhenReady(s *Session, ch *Channel, typ pusher.ChannelType) {
 // as waiting for it (shard held).
 func (l *Local) readyLocked(ch *Channel) bool {
 	if !ch.ready {
-		ch.waiters |= 1 << uint(l.idx)
+		if ch.waiters == nil {
+			ch.waiters = make([]uint64, (len(l.h.locals)+63)/64)
+		}
+		ch.waiters[l.idx/64] |= 1 << uint(l.idx%64)
 	}
 	return ch.ready
 }
@@ -575,10 +589,7 @@ func (l *Local) unsubscribeAt(s *Session, i int) {
 	}
 	sh.mu.Unlock()
 
-	last := len(s.subs) - 1
-	s.subs[i] = s.subs[last]
-	s.subs[last] = subscription{}
-	s.subs = s.subs[:last]
+	s.removeSub(i)
 	if sub.user != nil {
 		l.dropUser(s, sub.user.key)
 	}

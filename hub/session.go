@@ -24,9 +24,14 @@ type Session struct {
 	// LastSeen is the coarse unix second of the last inbound activity (§7).
 	LastSeen int64
 
-	conn   Conn
-	as     *appState
-	subs   []subscription
+	conn Conn
+	as   *appState
+	subs []subscription
+	// index maps channel name to position in subs once the socket is on
+	// indexFrom channels or more, so subscribe and unsubscribe stay O(1)
+	// however many channels it holds; nil below that (a scan of a few
+	// entries is cheaper than a map and costs no memory).
+	index  map[string]int32
 	signin *signedIn // nil until pusher:signin succeeds
 
 	// seq is the local part of the socket id "<node>.<seq>" (see ID).
@@ -104,8 +109,19 @@ func (s *Session) Touch(now int64, control bool) {
 	}
 }
 
+// indexFrom is the subscription count at which a socket's subscriptions
+// get a name index; it is dropped again below indexFrom/2, so a socket
+// hovering at the edge does not rebuild it on every subscribe.
+const indexFrom = 16
+
 // findSub returns the index of the subscription to name, or -1.
 func (s *Session) findSub(name []byte) int {
+	if s.index != nil {
+		if i, ok := s.index[string(name)]; ok {
+			return int(i)
+		}
+		return -1
+	}
 	for i := range s.subs {
 		if s.subs[i].ch.name == string(name) {
 			return i
@@ -117,10 +133,48 @@ func (s *Session) findSub(name []byte) int {
 // on reports whether the session is still subscribed to this very channel
 // object.
 func (s *Session) on(ch *Channel) bool {
+	if s.index != nil {
+		i, ok := s.index[ch.name]
+		return ok && s.subs[i].ch == ch
+	}
 	for i := range s.subs {
 		if s.subs[i].ch == ch {
 			return true
 		}
 	}
 	return false
+}
+
+// addSub appends sub, indexing it when the socket has many channels.
+func (s *Session) addSub(sub subscription) {
+	s.subs = append(s.subs, sub)
+	switch {
+	case s.index != nil:
+		s.index[sub.ch.name] = int32(len(s.subs) - 1)
+	case len(s.subs) >= indexFrom:
+		s.index = make(map[string]int32, 2*len(s.subs))
+		for i := range s.subs {
+			s.index[s.subs[i].ch.name] = int32(i)
+		}
+	}
+}
+
+// removeSub removes the i-th subscription: the last one takes its place.
+func (s *Session) removeSub(i int) {
+	last := len(s.subs) - 1
+	if s.index != nil {
+		delete(s.index, s.subs[i].ch.name)
+		if i != last {
+			s.index[s.subs[last].ch.name] = int32(i)
+		}
+	}
+	s.subs[i] = s.subs[last]
+	s.subs[last] = subscription{}
+	s.subs = s.subs[:last]
+	if s.index != nil && len(s.subs) < indexFrom/2 {
+		s.index = nil
+	}
+	if len(s.subs) == 0 && cap(s.subs) > 4*indexFrom {
+		s.subs = nil // a socket that once held many channels gives them back
+	}
 }

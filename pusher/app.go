@@ -62,6 +62,11 @@ type App struct {
 	MaxConnections int
 	// MaxMessageSize caps one inbound WebSocket message in bytes (close 1009 above it).
 	MaxMessageSize int
+	// MaxChannels caps the channels one socket may be subscribed to at
+	// once; a subscribe beyond it gets ErrTooManyChannels. Zero or less
+	// means unlimited; WithDefaults turns 0 into DefaultMaxChannels, so a
+	// config source asks for unlimited with a negative value.
+	MaxChannels int
 	// ClientEvents is the accept_client_events_from policy.
 	ClientEvents ClientEvents
 	// RateLimit limits inbound messages per connection.
@@ -86,6 +91,12 @@ const (
 	DefaultMaxMessageSize  = 10_000
 	DefaultCacheTTL        = 30 * time.Minute
 	DefaultTerminateCode   = 4009
+	// DefaultMaxChannels: a Laravel page subscribes to a few private and
+	// presence channels plus the user's notification channel; 100 leaves
+	// room for pages with a channel per list row while keeping one socket
+	// from filling the registry (Centrifugo's client_channel_limit is 128;
+	// pusher-js itself has no limit).
+	DefaultMaxChannels = 100
 )
 
 // WithDefaults returns a copy of a with zero fields set to Reverb's defaults.
@@ -110,6 +121,9 @@ func (a App) WithDefaults() App {
 	}
 	if a.CacheTTL <= 0 {
 		a.CacheTTL = DefaultCacheTTL
+	}
+	if a.MaxChannels == 0 {
+		a.MaxChannels = DefaultMaxChannels
 	}
 	if a.TerminateCode == 0 {
 		a.TerminateCode = DefaultTerminateCode

@@ -40,6 +40,10 @@ var (
 	ErrPongTimeout = &Error{4201, "Pong reply not received in time"}
 	// ErrRateLimited: per-connection message limit hit (§8.3).
 	ErrRateLimited = &Error{4301, "Rate limit exceeded"}
+	// ErrTooManyChannels: a subscribe to one more channel than the app's
+	// per-socket cap (our extension; 43xx: the client may retry after a
+	// back-off). The socket and its other channels stay as they are.
+	ErrTooManyChannels = &Error{4303, "Maximum channels per connection reached"}
 	// ErrClientEventsOff: client event while the app disables them.
 	ErrClientEventsOff = &Error{4301, "The app does not have client messaging enabled."}
 )
