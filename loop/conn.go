@@ -49,6 +49,9 @@ type conn struct {
 	// request activity of an HTTP connection, the moment an idle WebSocket
 	// was pinged.
 	mark int64
+	// headAt is the coarse second the first byte of the HTTP request now
+	// arriving came in; 0 while no request is partly received.
+	headAt int64
 
 	// timing wheel links
 	tnext, tprev *conn
@@ -64,6 +67,8 @@ type conn struct {
 	// still hold some. Only then is OutboundBuffered asked: on a fan-out of
 	// 100,000 sockets the call costs a cache miss per socket.
 	backlog bool
+	// pre: counted in Server.preUpgrade (not yet upgraded, not closed).
+	pre bool
 }
 
 // idleAt is the coarse second at which the socket counts as idle (§7). The
@@ -327,7 +332,19 @@ func (lc *loopCtx) expire(cn *conn) {
 		// A close is already queued; give the flush a chance, then force it.
 		_ = lc.el.Close(cn.c)
 	case cn.state == stateHTTP:
-		if due := cn.mark + s.httpSec; now < due {
+		if cn.headAt != 0 && now >= cn.headAt+s.headSec {
+			s.hub.Counters().HeadDeadlineCloses.Add(1)
+			if lc.log != nil {
+				lc.log.Debug("request timeout", "remote", cn.c.RemoteAddr().String(), "buffered", cn.c.InboundBuffered())
+			}
+			lc.respondClose(cn, 408, bodyTimeout)
+			return
+		}
+		due := cn.mark + s.httpSec
+		if cn.headAt != 0 {
+			due = min(due, cn.headAt+s.headSec)
+		}
+		if now < due {
 			lc.wheel.add(cn, due)
 			return
 		}

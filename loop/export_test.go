@@ -11,3 +11,6 @@ func WithAPIBackend(wrap func(pusher.Backend) pusher.Backend) func(*Config) {
 // APIInFlight returns how many API requests were handed off the loop and
 // not yet answered or dropped on it.
 func APIInFlight(s *Server) int64 { return s.apiInFlight.Load() }
+
+// PendingConnections returns the node's connections not yet upgraded.
+func PendingConnections(s *Server) int64 { return s.preUpgrade.Load() }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/goreverb/reverb/hub"
 	"github.com/goreverb/reverb/pusher"
@@ -40,7 +41,23 @@ type Config struct {
 	PongTimeout time.Duration
 	// HTTPIdleTimeout closes HTTP connections idle this long. Default 30 s.
 	HTTPIdleTimeout time.Duration
-	// Loops is the number of event loops; 0 means one per CPU.
+	// HeadTimeout is how long an HTTP request (head, and the body of an
+	// API request) may take from its first byte until it is complete,
+	// however slowly bytes keep arriving; then the connection is answered
+	// 408 and closed. Idle keep-alive connections between requests are
+	// governed by HTTPIdleTimeout only. Default 10 s.
+	HeadTimeout time.Duration
+	// MaxPendingConnections bounds the connections of the node that have
+	// not upgraded to WebSocket (HTTP API keep-alive connections included).
+	// Beyond it a new connection is answered 503 and closed at once, so
+	// silent or dribbling sockets cannot take every file descriptor.
+	// Default: a quarter of the open-file limit (RLIMIT_NOFILE), at least
+	// 128; negative means unlimited.
+	MaxPendingConnections int
+	// Loops is the number of event loops; 0 means runtime.GOMAXPROCS(0),
+	// the CPUs the process may use (Go follows cgroup CPU quotas). Any
+	// count is accepted; gnet runs at most 256 loops, so more are capped
+	// there.
 	Loops int
 	// ReusePort sets SO_REUSEPORT so several processes can share the port.
 	ReusePort bool
@@ -81,6 +98,13 @@ type Server struct {
 	maxOut  int
 	pongSec int64
 	httpSec int64
+	headSec int64
+
+	// preUpgrade counts the connections not yet upgraded to WebSocket
+	// (conn.pre); maxPending bounds it (0 = unlimited).
+	preUpgrade atomic.Int64
+	maxPending int64
+	refuseResp []byte // the 503 sent to a connection over maxPending
 
 	eng      gnet.Engine
 	booted   chan struct{}
@@ -117,9 +141,16 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.HTTPIdleTimeout <= 0 {
 		cfg.HTTPIdleTimeout = 30 * time.Second
 	}
-	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.NumCPU()
+	if cfg.HeadTimeout <= 0 {
+		cfg.HeadTimeout = 10 * time.Second
 	}
+	if cfg.MaxPendingConnections == 0 {
+		cfg.MaxPendingConnections = defaultMaxPending()
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	cfg.Loops = min(cfg.Loops, maxLoops)
 	cfg.Path = normalisePath(cfg.Path)
 	s := &Server{
 		cfg:     cfg,
@@ -128,11 +159,14 @@ func Start(cfg Config) (*Server, error) {
 		maxOut:  cfg.MaxOutboundBuffer,
 		pongSec: int64((cfg.PongTimeout + time.Second - 1) / time.Second),
 		httpSec: int64((cfg.HTTPIdleTimeout + time.Second - 1) / time.Second),
+		headSec: int64((cfg.HeadTimeout + time.Second - 1) / time.Second),
 		booted:  make(chan struct{}),
 		done:    make(chan error, 1),
 		totals:  make([]appTotals, len(cfg.Apps.All())),
 	}
-	s.hub = hub.New(hub.Options{Apps: cfg.Apps, Loops: cfg.Loops, Frame: wsproto.AppendText, Broker: cfg.Broker, Hooks: cfg.Hooks})
+	s.maxPending = int64(max(cfg.MaxPendingConnections, 0))
+	s.refuseResp = wsproto.AppendResponse(nil, 503, jsonType, bodyTooManyPending, false)
+	s.hub = hub.New(hub.Options{Apps: cfg.Apps, Loops: cfg.Loops, Frame: wsproto.AppendText, Broker: cfg.Broker, Hooks: cfg.Hooks, Logger: cfg.Logger})
 	s.api = &pusher.API{Apps: cfg.Apps, Backend: s.hub, TimestampWindow: cfg.TimestampWindow}
 	if cfg.wrapAPI != nil {
 		s.api.Backend = cfg.wrapAPI(s.hub)
@@ -178,6 +212,21 @@ func Start(cfg Config) (*Server, error) {
 		go s.tlsFront.serve()
 	}
 	return s, nil
+}
+
+// maxLoops is gnet's maximum number of event loops (it caps
+// WithNumEventLoop there silently; we cap first so the hub matches).
+const maxLoops = 256
+
+// defaultMaxPending is a quarter of the process's open-file limit (Go
+// raises the soft limit to the hard one at start), so at least three
+// quarters stay for upgraded sockets, the listener and Redis; at least 128.
+func defaultMaxPending() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY {
+		return 16_384
+	}
+	return int(max(rl.Cur/4, 128))
 }
 
 // normalisePath turns "ws", "/ws" and "/ws/" into "/ws", and "/" into "" (§1).
@@ -279,7 +328,15 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if lc == nil {
 		return nil, gnet.Close
 	}
-	cn := &conn{c: c, lc: lc, fd: int32(c.Fd()), slot: -1, mark: s.hub.Now()}
+	if n := s.preUpgrade.Add(1); s.maxPending > 0 && n > s.maxPending {
+		s.preUpgrade.Add(-1)
+		s.hub.Counters().RefusedPreUpgrade.Add(1)
+		if lc.log != nil {
+			lc.log.Debug("connection refused: too many pending", "remote", c.RemoteAddr().String(), "pending", n-1)
+		}
+		return s.refuseResp, gnet.Close
+	}
+	cn := &conn{c: c, lc: lc, fd: int32(c.Fd()), slot: -1, mark: s.hub.Now(), pre: true}
 	c.SetContext(cn)
 	lc.wheel.add(cn, cn.mark+s.httpSec)
 	return nil, gnet.None
@@ -297,6 +354,7 @@ func (e *engine) OnClose(c gnet.Conn, _ error) gnet.Action {
 	cn.gone = true
 	lc := cn.lc
 	lc.wheel.remove(cn)
+	lc.leavePending(cn)
 	if cn.Open() {
 		if lc.log != nil {
 			lc.log.Debug("connection closed", "socket_id", cn.ID())
@@ -332,8 +390,10 @@ func (lc *loopCtx) traffic(cn, cur *conn) gnet.Action {
 	buf, _ := c.Peek(-1)
 	off := 0
 	if cn.state == stateHTTP {
-		cn.mark = lc.srv.hub.Now()
+		now := lc.srv.hub.Now()
+		cn.mark = now
 		off = lc.serveHTTP(cn, buf)
+		lc.headClock(cn, now, off, len(buf))
 	}
 	if cn.state == stateWS && !cn.closing {
 		off += lc.readFrames(cn, buf[off:])

@@ -17,6 +17,9 @@ var (
 	bodyTooLarge    = []byte(`{"error":"Payload too large."}`)
 	bodyUnavailable = []byte(`{"error":"Server is restarting."}`)
 	bodyChunked     = []byte(`{"error":"Chunked request bodies are not supported."}`)
+	bodyTimeout     = []byte(`{"error":"Request timeout."}`)
+
+	bodyTooManyPending = []byte(`{"error":"Too many pending connections."}`)
 )
 
 const jsonType = "application/json"
@@ -92,6 +95,33 @@ func (lc *loopCtx) serveHTTP(cn *conn, buf []byte) int {
 	return off
 }
 
+// headClock runs the request deadline of an HTTP connection after
+// serveHTTP consumed off of n buffered bytes at coarse second now: bytes of
+// an unfinished request start the clock (or restart it when a request
+// before them completed), nothing left stops it. A connection whose clock
+// starts is re-filed in the wheel at its deadline.
+func (lc *loopCtx) headClock(cn *conn, now int64, off, n int) {
+	if off >= n || cn.state != stateHTTP || cn.closing {
+		cn.headAt = 0
+		return
+	}
+	if cn.headAt != 0 && off == 0 {
+		return // the same request, still unfinished: the clock runs on
+	}
+	cn.headAt = now
+	lc.wheel.remove(cn)
+	lc.wheel.add(cn, now+lc.srv.headSec)
+}
+
+// leavePending takes cn out of the node's count of connections not yet
+// upgraded (at the upgrade or at close).
+func (lc *loopCtx) leavePending(cn *conn) {
+	if cn.pre {
+		cn.pre = false
+		lc.srv.preUpgrade.Add(-1)
+	}
+}
+
 // appKey extracts {key} from "/app/{key}".
 func appKey(path []byte) (string, bool) {
 	key, ok := bytes.CutPrefix(path, []byte("/app/"))
@@ -132,6 +162,8 @@ func (lc *loopCtx) upgrade(cn *conn, req *wsproto.Request, key string) {
 	lc.buf = wsproto.AppendUpgradeResponse(lc.buf, req.Key)
 	cn.queue(lc.buf[start:len(lc.buf):len(lc.buf)])
 	cn.state = stateWS
+	cn.headAt = 0
+	lc.leavePending(cn)
 	lc.wheel.remove(cn)
 	if !lc.local.Open(&cn.Session, cn, key, req.Origin) {
 		lc.wheel.add(cn, lc.wheel.cur+2)
