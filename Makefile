@@ -1,6 +1,6 @@
 # The test command named in README: installs what the tests need (npm
 # packages, Debian's chromium when run as root) and runs every test.
-.PHONY: test test-go test-race test-alloc test-e2e deps fuzz bench bench-micro bench-100k build run vet vet-cross image image-if-present bench-webhooks
+.PHONY: test test-go test-race test-alloc test-e2e deps fuzz bench bench-micro bench-100k abuse build run vet vet-cross image image-if-present bench-webhooks
 
 GO ?= go
 
@@ -96,3 +96,10 @@ bench-webhooks:
 # Hot-path micro-benchmarks (allocation counts per operation).
 bench-micro:
 	$(GO) test -run='^$$' -bench=. -benchmem -timeout=30m ./wsproto ./pusher ./hub
+
+# The abuse suite at scale (bench/abuse): channel floods, dribbled and
+# silent heads, broken frames at rate, client-event floods, stalled
+# readers, each against the real binary; prints every figure with its
+# target and fails when one is missed. Short versions run in `make test`.
+abuse:
+	ABUSE_SCALE=1 $(GO) test -v -count=1 -timeout 30m ./bench/abuse
