@@ -105,16 +105,18 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 	}
 
 	lcfg := loop.Config{
-		Addr:              net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
-		Path:              cfg.Path,
-		Apps:              apps,
-		MaxRequestSize:    cfg.MaxRequestSize,
-		TimestampWindow:   cfg.TimestampWindow,
-		MaxOutboundBuffer: cfg.MaxOutboundBuffer,
-		ReusePort:         cfg.ReusePort,
-		Loops:             cfg.EventLoops,
-		TLS:               tlsCfg,
-		Logger:            logger,
+		Addr:                  net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
+		Path:                  cfg.Path,
+		Apps:                  apps,
+		MaxRequestSize:        cfg.MaxRequestSize,
+		TimestampWindow:       cfg.TimestampWindow,
+		MaxOutboundBuffer:     cfg.MaxOutboundBuffer,
+		ReusePort:             cfg.ReusePort,
+		Loops:                 cfg.EventLoops,
+		HeadTimeout:           cfg.HeadTimeout,
+		MaxPendingConnections: cfg.MaxPendingConnections,
+		TLS:                   tlsCfg,
+		Logger:                logger,
 	}
 	// The broker logs Redis state changes (once each) even without --debug.
 	brokerLog := logger

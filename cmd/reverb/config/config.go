@@ -35,7 +35,9 @@ import (
 //	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb
 //	REVERB_DEBUG                     servers.reverb.debug                false
 //	REVERB_REUSE_PORT                servers.reverb.reuse_port           false (SO_REUSEPORT)
-//	REVERB_EVENT_LOOPS               servers.reverb.event_loops          0 = one per CPU
+//	REVERB_EVENT_LOOPS               servers.reverb.event_loops          0 = GOMAXPROCS (CPUs usable)
+//	REVERB_HEAD_TIMEOUT              servers.reverb.head_timeout         10 s from a request's first byte
+//	REVERB_MAX_PENDING_CONNECTIONS   servers.reverb.max_pending_connections  ulimit -n / 4; 0 = unlimited
 //	REVERB_METRICS_ENABLED           servers.reverb.metrics.enabled      false
 //	REVERB_METRICS_HOST              servers.reverb.metrics.host         127.0.0.1
 //	REVERB_METRICS_PORT              servers.reverb.metrics.port         9601
@@ -51,6 +53,7 @@ import (
 //	REVERB_WEBHOOK_DELAY             servers.reverb.webhooks.delay         3 s (channel_vacated, member_removed)
 //	REVERB_WEBHOOK_QUEUE_SIZE        servers.reverb.webhooks.queue_size    10000 events
 //	REVERB_WEBHOOK_TIMEOUT           servers.reverb.webhooks.timeout       5 s per request
+//	REVERB_APP_MAX_CHANNELS_PER_CONNECTION  apps.apps[].max_channels_per_connection  100; 0 = unlimited
 //
 // Anything else in the environment (BROADCAST_CONNECTION, REVERB_PORT,
 // REVERB_SCHEME, VITE_*, Pulse/Telescope intervals, ...) is ignored.
@@ -96,11 +99,19 @@ type Config struct {
 	// ReusePort sets SO_REUSEPORT so several processes serve one port
 	// (scripts/multi-start.sh); useful only with scaling on.
 	ReusePort bool
-	// EventLoops is the number of event loops; 0 = one per CPU. Several
-	// processes on one machine each want fewer.
+	// EventLoops is the number of event loops; 0 = runtime.GOMAXPROCS(0),
+	// the CPUs the process may use. Several processes on one machine each
+	// want fewer.
 	EventLoops int
 	// Webhooks are the node-level webhook settings.
 	Webhooks WebhookConfig
+	// HeadTimeout is how long an HTTP request may take from its first byte
+	// until it is complete. Default 10 s.
+	HeadTimeout time.Duration
+	// MaxPendingConnections bounds the connections not yet upgraded to
+	// WebSocket: 0 (unset) = a quarter of the open-file limit, negative
+	// (configured as 0) = unlimited.
+	MaxPendingConnections int
 	// Dev is true when no app was configured at all and a development app
 	// with random credentials was generated (Apps has exactly that app).
 	Dev bool
@@ -173,6 +184,7 @@ const (
 	defaultMaxOutboundBuffer = 4 << 20
 	defaultMetricsHost       = "127.0.0.1"
 	defaultMetricsPort       = 9601
+	defaultHeadTimeout       = 10 * time.Second
 )
 
 // LoadConfig merges, highest first: flags > config file > process environment
@@ -416,6 +428,22 @@ func (s *sources) server(c *Config, f Flags) error {
 	c.ReusePort = s.pick("REVERB_REUSE_PORT", "reuse_port").truthy(false)
 	c.EventLoops, e = s.pick("REVERB_EVENT_LOOPS", "event_loops").integer(0, 0)
 	add(e)
+	c.HeadTimeout, e = s.pick("REVERB_HEAD_TIMEOUT", "head_timeout").seconds(defaultHeadTimeout)
+	add(e)
+	if c.HeadTimeout < time.Second {
+		c.HeadTimeout = time.Second // the server's clock has one-second steps
+	}
+	// Unset (or -1) leaves 0, the open-file-limit default; 0 means unlimited.
+	pending, e := s.pick("REVERB_MAX_PENDING_CONNECTIONS", "max_pending_connections").integer(-1, -1)
+	add(e)
+	switch pending {
+	case -1:
+		c.MaxPendingConnections = 0
+	case 0:
+		c.MaxPendingConnections = -1
+	default:
+		c.MaxPendingConnections = pending
+	}
 
 	c.TLS.Cert, e = s.pick("REVERB_TLS_CERT", "options", "tls", "local_cert").str("")
 	add(e)
@@ -763,6 +791,11 @@ func buildApp(a appSource) (pusher.App, error) {
 	add(e)
 	app.MaxMessageSize, e = a.get("REVERB_APP_MAX_MESSAGE_SIZE", "max_message_size").integer(pusher.DefaultMaxMessageSize, 1)
 	add(e)
+	app.MaxChannels, e = a.get("REVERB_APP_MAX_CHANNELS_PER_CONNECTION", "max_channels_per_connection").integer(pusher.DefaultMaxChannels, 0)
+	add(e)
+	if app.MaxChannels == 0 {
+		app.MaxChannels = -1 // 0 = unlimited; pusher.App says so with a negative value
+	}
 
 	mode := "members"
 	if fromFile {

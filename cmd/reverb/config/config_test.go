@@ -48,6 +48,7 @@ func TestDefaults(t *testing.T) {
 		Metrics:           MetricsConfig{Host: "127.0.0.1", Port: 9601},
 		TimestampWindow:   600 * time.Second,
 		MaxOutboundBuffer: 4 << 20,
+		HeadTimeout:       10 * time.Second,
 		StateDir:          filepath.Join(os.TempDir(), "reverb"),
 		Apps: []pusher.App{{
 			ID: "1", Key: "k", Secret: "s",
@@ -55,6 +56,7 @@ func TestDefaults(t *testing.T) {
 			PingInterval:    60 * time.Second,
 			ActivityTimeout: 30,
 			MaxMessageSize:  10_000,
+			MaxChannels:     100,
 			ClientEvents:    pusher.ClientEventsMembers, // config/reverb.php's default
 			RateLimit:       pusher.RateLimit{MaxAttempts: 60, Decay: 60 * time.Second},
 			Signin:          true,
@@ -165,6 +167,8 @@ func TestServerEnvVars(t *testing.T) {
 		"REVERB_DEBUG=1",
 		"REVERB_REUSE_PORT=true",
 		"REVERB_EVENT_LOOPS=3",
+		"REVERB_HEAD_TIMEOUT=5",
+		"REVERB_MAX_PENDING_CONNECTIONS=0",
 		// Laravel's, not ours: accepted and ignored.
 		"BROADCAST_CONNECTION=reverb",
 		"REVERB_PORT=443",
@@ -185,12 +189,14 @@ func TestServerEnvVars(t *testing.T) {
 		Scaling: ScalingConfig{Enabled: true, Channel: "fleet", Redis: RedisConfig{
 			Host: "redis.internal", Port: 6380, Username: "bob", Password: "p#ss", DB: 3, Timeout: 2500 * time.Millisecond,
 		}},
-		Metrics:           MetricsConfig{Host: "127.0.0.1", Port: 9601},
-		TimestampWindow:   0,
-		MaxOutboundBuffer: 65536,
-		StateDir:          "/var/run/reverb",
-		ReusePort:         true,
-		EventLoops:        3,
+		Metrics:               MetricsConfig{Host: "127.0.0.1", Port: 9601},
+		TimestampWindow:       0,
+		MaxOutboundBuffer:     65536,
+		StateDir:              "/var/run/reverb",
+		ReusePort:             true,
+		EventLoops:            3,
+		HeadTimeout:           5 * time.Second,
+		MaxPendingConnections: -1,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", *c, want)
@@ -279,6 +285,7 @@ func TestAppEnvVars(t *testing.T) {
 		"REVERB_APP_ACTIVITY_TIMEOUT=20",
 		"REVERB_APP_MAX_CONNECTIONS=500",
 		"REVERB_APP_MAX_MESSAGE_SIZE=2048",
+		"REVERB_APP_MAX_CHANNELS_PER_CONNECTION=0",
 		"REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM=all",
 		"REVERB_APP_RATE_LIMITING_ENABLED=true",
 		"REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS=10",
@@ -295,6 +302,7 @@ func TestAppEnvVars(t *testing.T) {
 		ActivityTimeout: 20,
 		MaxConnections:  500,
 		MaxMessageSize:  2048,
+		MaxChannels:     -1,
 		ClientEvents:    pusher.ClientEventsAll,
 		RateLimit:       pusher.RateLimit{Enabled: true, MaxAttempts: 10, Decay: 5 * time.Second, Terminate: true},
 		Signin:          false,
@@ -388,6 +396,7 @@ apps:
       ping_interval: "45"
       max_connections: 10
       max_message_size: 5000
+      max_channels_per_connection: 20
       accept_client_events_from: members
       rate_limiting:
         enabled: true
@@ -413,7 +422,7 @@ const multiAppJSON = `{
   "apps": {"provider": "config", "apps": [
     {"app_id": 1001, "key": "key-one", "secret": "secret-one",
      "allowed_origins": ["example.com", "*.example.com"], "ping_interval": "45",
-     "max_connections": 10, "max_message_size": 5000, "accept_client_events_from": "members",
+     "max_connections": 10, "max_message_size": 5000, "max_channels_per_connection": 20, "accept_client_events_from": "members",
      "rate_limiting": {"enabled": true, "max_attempts": 5, "decay_seconds": 2, "terminate_on_limit": true},
      "signin": false, "cache_ttl": 60, "terminate_code": 4100, "some_unknown_key": [1, 2]},
     {"app_id": "1002", "key": "key-two", "secret": "secret-two", "max_connections": null,
@@ -430,6 +439,7 @@ func TestMultiAppFile(t *testing.T) {
 			ActivityTimeout: 30,
 			MaxConnections:  10,
 			MaxMessageSize:  5000,
+			MaxChannels:     20,
 			ClientEvents:    pusher.ClientEventsMembers,
 			RateLimit:       pusher.RateLimit{Enabled: true, MaxAttempts: 5, Decay: 2 * time.Second, Terminate: true},
 			Signin:          false,
@@ -443,6 +453,7 @@ func TestMultiAppFile(t *testing.T) {
 			PingInterval:    60 * time.Second,
 			ActivityTimeout: 30,
 			MaxMessageSize:  10_000,
+			MaxChannels:     100,
 			ClientEvents:    pusher.ClientEventsAll,
 			RateLimit:       pusher.RateLimit{Enabled: false, MaxAttempts: 7, Decay: time.Second},
 			Signin:          true,
@@ -781,7 +792,10 @@ func TestExampleFiles(t *testing.T) {
 		t.Fatalf("example: %+v", y)
 	}
 	chat, dash := y.Apps[0], y.Apps[1]
-	if !chat.RateLimit.Enabled || chat.ClientEvents != pusher.ClientEventsMembers || chat.MaxConnections != 1000 {
+	if y.HeadTimeout != 10*time.Second || y.MaxPendingConnections != 0 {
+		t.Errorf("example limits: head %v pending %d", y.HeadTimeout, y.MaxPendingConnections)
+	}
+	if !chat.RateLimit.Enabled || chat.ClientEvents != pusher.ClientEventsMembers || chat.MaxConnections != 1000 || chat.MaxChannels != 100 {
 		t.Errorf("chat app: %+v", chat)
 	}
 	if hs := chat.Webhooks; len(hs) != 1 || hs[0].Prefix != "presence-" || hs[0].Headers["X-Source"] != "reverb" ||
