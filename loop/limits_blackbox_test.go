@@ -86,8 +86,10 @@ func TestHeadDeadlineClosesDribbler(t *testing.T) {
 		t.Fatalf("dribbler: want 408, got %d %s", resp.StatusCode, body)
 	}
 	drib.expectEOF(ioTimeout)
-	// Deadline 1 s, coarse one-second clock: closed after 1-3 s.
-	if el := time.Since(start); el > 4*time.Second {
+	// Deadline 1 s on a coarse one-second clock: closed after 1-3 s; the
+	// bound is loose for a loaded machine but well before the whole head
+	// (about 15 s of dribbling) could have arrived.
+	if el := time.Since(start); el > 10*time.Second {
 		t.Fatalf("dribbler closed after %v", el)
 	}
 	if err := <-done; err == nil {
