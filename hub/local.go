@@ -189,6 +189,11 @@ func (l *Local) ResetScratch() {
 	l.resetDelivered()
 }
 
+// Scratch returns the buffer of direct replies that ResetScratch reuses: a
+// transport that must keep a frame lying in it past the flush copies it.
+// Loop only; the result is only to be compared against, never written.
+func (l *Local) Scratch() []byte { return l.out }
+
 // reply frames payload into the loop's scratch and queues it on s.
 func (l *Local) reply(s *Session, payload []byte) {
 	start := len(l.out)

@@ -63,12 +63,16 @@ type conn struct {
 	dirty     bool // in lc.dirty
 	closing   bool // close after the next flush; nothing more is sent or read
 	gone      bool // OnClose ran; the gnet.Conn must not be touched
-	// backlog: bytes were handed to gnet's outbound buffer and gnet may
-	// still hold some. Only then is OutboundBuffered asked: on a fan-out of
-	// 100,000 sockets the call costs a cache miss per socket.
-	backlog bool
 	// pre: counted in Server.preUpgrade (not yet upgraded, not closed).
 	pre bool
+	// gnetHolds: bytes were handed to gnet's outbound buffer (only ever
+	// for a closing socket or an HTTP connection whose write failed) and
+	// gnet may still hold some.
+	gnetHolds bool
+
+	// bl is what the socket could not take yet (backlog.go); nil while it
+	// keeps up.
+	bl *backlog
 }
 
 // idleAt is the coarse second at which the socket counts as idle (§7). The
@@ -85,16 +89,13 @@ func (cn *conn) Send(frame []byte) {
 	}
 	lc := cn.lc
 	if cn.pendBytes >= flushThreshold {
-		// A long drain for one socket: hand what is queued to gnet now so
-		// the bound below measures what the client really failed to read.
+		// A long drain for one socket: write what is queued now, so that
+		// the backlog bound (checked by write) sees what the client really
+		// failed to read.
 		cn.write()
-	}
-	if cn.state == stateWS && cn.buffered() > lc.srv.maxOut {
-		if lc.log != nil {
-			lc.log.Debug("slow consumer disconnected", "socket_id", cn.ID(), "buffered", cn.c.OutboundBuffered())
+		if cn.closing {
+			return
 		}
-		cn.closeWith(closeSlowConsumer, reasonSlow)
-		return
 	}
 	if lc.log != nil {
 		lc.logOut(cn, frame)
@@ -114,64 +115,83 @@ func (cn *conn) queue(frame []byte) {
 	}
 	cn.ptail = i
 	cn.pendBytes += int32(len(frame))
-	if !cn.dirty {
-		cn.dirty = true
-		cn.lc.dirty = append(cn.lc.dirty, cn)
-	}
+	lc.markDirty(cn)
 }
 
 // flushThreshold is how many bytes may be queued for one socket within one
 // callback before they are written early.
 const flushThreshold = 256 << 10
 
-// write hands the queued frames to gnet with one write or writev. A write
-// error closes the connection synchronously (OnClose sets gone).
+// write sends the queued frames with one write or writev. What the kernel
+// does not take becomes the socket's backlog (backlog.go); while a backlog
+// exists, new frames join it, so order is kept.
 func (cn *conn) write() {
 	lc := cn.lc
 	if !cn.gone && cn.phead != 0 {
-		rest := lc.wbuf[:0]
-		for i := cn.phead; i != 0; i = lc.frames[i-1].next {
-			rest = append(rest, lc.frames[i-1].b)
-		}
-		lc.wbuf = rest
-		if cn.buffered() == 0 {
-			n, failed := cn.lc.rawWritev(int(cn.fd), rest)
-			if !failed {
-				for len(rest) > 0 && n >= len(rest[0]) {
-					n -= len(rest[0])
-					rest = rest[1:]
-				}
-				if len(rest) > 0 && n > 0 {
-					rest[0] = rest[0][n:]
-				}
+		if bl := cn.bl; bl != nil {
+			for i := cn.phead; i != 0; i = lc.frames[i-1].next {
+				lc.hold(bl, lc.frames[i-1].b, 0)
 			}
-			// failed: gnet repeats the write, sees the error and closes.
-		}
-		switch len(rest) {
-		case 0:
-		case 1:
-			cn.backlog = true
-			_, _ = cn.c.Write(rest[0])
-		default:
-			cn.backlog = true
-			_, _ = cn.c.Writev(rest)
+			if cn.closing {
+				lc.writeBacklog(cn)
+			} else {
+				lc.checkBacklog(cn)
+			}
+		} else {
+			cn.writeQueued()
 		}
 	}
-	clear(lc.wbuf) // no frame references kept past the write
 	cn.phead, cn.ptail = 0, 0
 	cn.pendBytes = 0
 }
 
-// buffered is how many bytes gnet holds unsent for this socket.
-func (cn *conn) buffered() int {
-	if !cn.backlog {
-		return 0
+// writeQueued writes the queued frames of a socket without a backlog.
+func (cn *conn) writeQueued() {
+	lc := cn.lc
+	rest := lc.wbuf[:0]
+	for i := cn.phead; i != 0; i = lc.frames[i-1].next {
+		rest = append(rest, lc.frames[i-1].b)
 	}
-	n := cn.c.OutboundBuffered()
-	if n == 0 {
-		cn.backlog = false
+	lc.wbuf = rest
+	defer clear(lc.wbuf) // no frame references kept past the write
+	n, failed := 0, false
+	if !cn.gnetHolds || cn.c.OutboundBuffered() == 0 {
+		cn.gnetHolds = false
+		n, failed = lc.rawWritev(int(cn.fd), rest)
+	} else {
+		failed = true // gnet keeps the order behind what it holds
 	}
-	return n
+	if !failed {
+		for len(rest) > 0 && n >= len(rest[0]) {
+			n -= len(rest[0])
+			rest = rest[1:]
+		}
+		if len(rest) == 0 {
+			return
+		}
+		if cn.state == stateWS && !cn.closing {
+			bl := lc.startBacklog(cn)
+			lc.hold(bl, rest[0], n)
+			for _, f := range rest[1:] {
+				lc.hold(bl, f, 0)
+			}
+			lc.checkBacklog(cn)
+			return
+		}
+		if n > 0 {
+			rest[0] = rest[0][n:]
+		}
+	}
+	// A closing socket, an HTTP response the kernel did not take, or a
+	// failed write: gnet copies the rest (a close frame or a response,
+	// bounded by the request size), writes it on EPOLLOUT or at close, and
+	// closes the socket synchronously on an error.
+	cn.gnetHolds = true
+	if len(rest) == 1 {
+		_, _ = cn.c.Write(rest[0])
+	} else {
+		_, _ = cn.c.Writev(rest)
+	}
 }
 
 // Close implements hub.Conn: a close frame, then the TCP close at flush.
@@ -196,9 +216,14 @@ func (cn *conn) closeWith(code ws.StatusCode, reason string) {
 // closeHTTP marks an HTTP connection to close after its queued response.
 func (cn *conn) closeHTTP() {
 	cn.closing = true
+	cn.lc.markDirty(cn)
+}
+
+// markDirty puts cn on the list the next flush writes.
+func (lc *loopCtx) markDirty(cn *conn) {
 	if !cn.dirty {
 		cn.dirty = true
-		cn.lc.dirty = append(cn.lc.dirty, cn)
+		lc.dirty = append(lc.dirty, cn)
 	}
 }
 
@@ -227,6 +252,16 @@ type loopCtx struct {
 
 	drainTask drainTask
 	tickTask  tickTask
+
+	// Backlogs (backlog.go): sockets that have one, by slot and by id, the
+	// frames they hold with the loop's count of references, and the
+	// poller that says when they can take more.
+	slow      []*conn
+	slowID    map[uint32]*conn
+	blSeq     uint32
+	held      map[*byte]*heldFrame
+	heldBytes int
+	poller    outPoller
 	stats     loopStats
 
 	// yield pair (yield.go): the writing descriptor once ready (-1 before),
@@ -298,7 +333,9 @@ func (t *closeAllTask) Run(context.Context) error {
 // closes the sockets marked closing. cur is the connection whose OnTraffic
 // is running (nil elsewhere): gnet closes it when OnTraffic returns Close.
 func (lc *loopCtx) flush(cur *conn) {
-	for i, cn := range lc.dirty {
+	// A write may close other sockets (node budget), which join the list.
+	for i := 0; i < len(lc.dirty); i++ {
+		cn := lc.dirty[i]
 		lc.dirty[i] = nil
 		cn.dirty = false
 		cn.write()

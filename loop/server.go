@@ -34,8 +34,19 @@ type Config struct {
 	// TimestampWindow is the HTTP API auth_timestamp tolerance; 0 = off.
 	TimestampWindow time.Duration
 	// MaxOutboundBuffer is how many bytes may wait for one slow socket
-	// before it is disconnected with close 4100. Default 4 MiB.
+	// before it is disconnected with close 4100, counted against the
+	// shared frames its backlog refers to (backlog.go). Default 4 MiB.
 	MaxOutboundBuffer int
+	// MaxNodeBuffer is the node's budget for frames held for sockets that
+	// have not taken them, each frame counted once per loop holding it.
+	// Past it, the sockets with the largest backlogs are closed with 4100.
+	// Default 256 MiB.
+	MaxNodeBuffer int
+	// SocketSendBuffer sets SO_SNDBUF on every connection (the kernel
+	// doubles it for its bookkeeping), capping what a socket that does not
+	// read holds in kernel memory. 0 leaves the kernel's autotuning, which
+	// lets one socket hold up to net.ipv4.tcp_wmem's maximum (4 MiB).
+	SocketSendBuffer int
 	// PongTimeout is how long a pinged idle socket has to show activity
 	// before it is closed with 4201. Default 30 s.
 	PongTimeout time.Duration
@@ -96,6 +107,8 @@ type Server struct {
 	api     *pusher.API
 	log     *slog.Logger
 	maxOut  int
+	maxNode int64
+	stopped chan struct{} // closed by Shutdown: ends reclaim and the pollers
 	pongSec int64
 	httpSec int64
 	headSec int64
@@ -135,6 +148,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MaxOutboundBuffer <= 0 {
 		cfg.MaxOutboundBuffer = 4 << 20
 	}
+	if cfg.MaxNodeBuffer <= 0 {
+		cfg.MaxNodeBuffer = 256 << 20
+	}
 	if cfg.PongTimeout <= 0 {
 		cfg.PongTimeout = 30 * time.Second
 	}
@@ -157,6 +173,8 @@ func Start(cfg Config) (*Server, error) {
 		prefix:  cfg.Path,
 		log:     cfg.Logger,
 		maxOut:  cfg.MaxOutboundBuffer,
+		maxNode: int64(cfg.MaxNodeBuffer),
+		stopped: make(chan struct{}),
 		pongSec: int64((cfg.PongTimeout + time.Second - 1) / time.Second),
 		httpSec: int64((cfg.HTTPIdleTimeout + time.Second - 1) / time.Second),
 		headSec: int64((cfg.HeadTimeout + time.Second - 1) / time.Second),
@@ -195,6 +213,7 @@ func Start(cfg Config) (*Server, error) {
 			gnet.WithTicker(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(quietLogger{}),
+			gnet.WithSocketSendBuffer(cfg.SocketSendBuffer),
 		)
 	}()
 	select {
@@ -211,6 +230,7 @@ func Start(cfg Config) (*Server, error) {
 	if s.tlsFront != nil {
 		go s.tlsFront.serve()
 	}
+	go s.reclaim(s.stopped)
 	return s, nil
 }
 
@@ -277,7 +297,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.eng.Stop(ctx)
 	for _, lc := range loops {
 		lc.closeYield()
+		lc.poller.stopped.Store(true)
 	}
+	close(s.stopped)
 	select {
 	case <-s.done:
 	case <-ctx.Done():
@@ -355,6 +377,7 @@ func (e *engine) OnClose(c gnet.Conn, _ error) gnet.Action {
 	lc := cn.lc
 	lc.wheel.remove(cn)
 	lc.leavePending(cn)
+	lc.dropBacklog(cn)
 	if cn.Open() {
 		if lc.log != nil {
 			lc.log.Debug("connection closed", "socket_id", cn.ID())

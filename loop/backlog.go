@@ -1,0 +1,393 @@
+package loop
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Backlogs: what a socket could not take.
+//
+// A socket whose kernel send buffer is full keeps the rest of its output as
+// references to the frames themselves. Broadcast frames are built once by
+// the hub and never modified, so a thousand stalled sockets on one channel
+// hold a thousand short lists of pointers to the same frames, not a
+// thousand copies; the unsent tail of a partly written frame is a sub-slice
+// of it. Only frames in the loop's scratch buffers (HTTP responses, direct
+// replies, close frames), which the next flush reuses, are copied. gnet's
+// outbound buffer, which copies and has no bound, holds nothing for an open
+// WebSocket: the loop writes with write(2)/writev(2) itself.
+//
+// gnet tells nobody when a socket drains (it arms EPOLLOUT only for its own
+// buffer), so each loop has an epoll instance of its own (outPoller) in
+// which a socket with a backlog waits for EPOLLOUT, one-shot. A goroutine
+// per loop, started with the loop's first backlog, blocks on it and hands
+// the writable sockets to the loop with one EventLoop.Execute per batch; the
+// loop writes their backlogs with writev until EAGAIN and re-arms them. A
+// socket that keeps up never enters it, so the happy path is unchanged.
+//
+// Bounds: a socket's own bound (Config.MaxOutboundBuffer, close 4100)
+// counts the bytes its backlog references. A frame held by any socket of a
+// loop is counted once in the loop's held bytes and in the node's
+// Counters.BytesHeld (a per-loop reference count: plain integers, loop
+// only). When the node's held bytes pass Config.MaxNodeBuffer, the loop
+// that grew them closes its sockets with the largest backlogs, largest
+// first, until the node is under its budget again; a socket without a
+// backlog is never among them.
+
+// heldFrame counts the backlog entries of one loop that refer to a frame.
+type heldFrame struct {
+	key  *byte // first byte of the frame: the loop's index key
+	refs int32
+	size int32
+}
+
+// blEntry is one frame in a backlog: the bytes still to send and the frame
+// they belong to (nil h: a private copy of own bytes).
+type blEntry struct {
+	b   []byte
+	h   *heldFrame
+	own int32
+}
+
+// backlog is the unsent output of one socket, oldest first.
+type backlog struct {
+	q     []blEntry
+	head  int
+	bytes int    // unsent bytes the entries refer to
+	slot  int    // index in loopCtx.slow
+	id    uint32 // key in loopCtx.slowID and in the poller
+}
+
+// scratch reports whether b lies in a buffer the loop reuses after the
+// flush (HTTP responses and control frames, the hub's direct replies).
+func (lc *loopCtx) scratch(b []byte) bool {
+	return within(b, lc.buf) || within(b, lc.local.Scratch())
+}
+
+// within reports whether b starts inside buf's backing array.
+func within(b, buf []byte) bool {
+	if len(b) == 0 || cap(buf) == 0 {
+		return false
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	return p >= lo && p < lo+uintptr(cap(buf))
+}
+
+// startBacklog gives cn a backlog and arms the poller for it.
+func (lc *loopCtx) startBacklog(cn *conn) *backlog {
+	lc.blSeq++
+	for lc.blSeq == 0 || lc.slowID[lc.blSeq] != nil {
+		lc.blSeq++
+	}
+	bl := &backlog{slot: len(lc.slow), id: lc.blSeq}
+	cn.bl = bl
+	lc.slow = append(lc.slow, cn)
+	if lc.slowID == nil {
+		lc.slowID = make(map[uint32]*conn)
+		lc.held = make(map[*byte]*heldFrame)
+	}
+	lc.slowID[bl.id] = cn
+	lc.poller.add(lc, cn)
+	return bl
+}
+
+// hold appends frame[off:] to the backlog. frame is the whole frame, so
+// every socket holding it counts it under the same key.
+func (lc *loopCtx) hold(bl *backlog, frame []byte, off int) {
+	if off >= len(frame) {
+		return
+	}
+	var e blEntry
+	if lc.scratch(frame) {
+		c := make([]byte, len(frame)-off)
+		copy(c, frame[off:])
+		e = blEntry{b: c, own: int32(len(c))}
+		lc.addHeld(len(c))
+	} else {
+		key := unsafe.SliceData(frame)
+		h := lc.held[key]
+		if h == nil {
+			h = &heldFrame{key: key, size: int32(len(frame))}
+			lc.held[key] = h
+			lc.addHeld(len(frame))
+		}
+		h.refs++
+		e = blEntry{b: frame[off:], h: h}
+	}
+	bl.q = append(bl.q, e)
+	bl.bytes += len(e.b)
+}
+
+// unhold releases one entry's claim on its frame.
+func (lc *loopCtx) unhold(e *blEntry) {
+	if h := e.h; h != nil {
+		if h.refs--; h.refs == 0 {
+			delete(lc.held, h.key)
+			lc.addHeld(-int(h.size))
+		}
+	} else {
+		lc.addHeld(-int(e.own))
+	}
+	*e = blEntry{}
+}
+
+func (lc *loopCtx) addHeld(n int) {
+	lc.heldBytes += n
+	lc.srv.hub.Counters().BytesHeld.Add(int64(n))
+}
+
+// advance drops n written bytes from the front of bl.
+func (lc *loopCtx) advance(bl *backlog, n int) {
+	for n > 0 && bl.head < len(bl.q) {
+		e := &bl.q[bl.head]
+		if n < len(e.b) {
+			e.b = e.b[n:]
+			bl.bytes -= n
+			return
+		}
+		n -= len(e.b)
+		bl.bytes -= len(e.b)
+		lc.unhold(e)
+		bl.head++
+	}
+	// Reuse the front of the slice once most of it is spent.
+	if bl.head > 32 && bl.head*2 >= len(bl.q) {
+		k := copy(bl.q, bl.q[bl.head:])
+		clear(bl.q[k:])
+		bl.q = bl.q[:k]
+		bl.head = 0
+	}
+}
+
+// dropBacklog releases everything cn holds and forgets its backlog.
+func (lc *loopCtx) dropBacklog(cn *conn) {
+	bl := cn.bl
+	if bl == nil {
+		return
+	}
+	for i := bl.head; i < len(bl.q); i++ {
+		lc.unhold(&bl.q[i])
+	}
+	last := len(lc.slow) - 1
+	moved := lc.slow[last]
+	lc.slow[bl.slot] = moved
+	moved.bl.slot = bl.slot
+	lc.slow[last] = nil
+	lc.slow = lc.slow[:last]
+	delete(lc.slowID, bl.id)
+	if !cn.gone {
+		lc.poller.del(cn)
+	}
+	cn.bl = nil
+}
+
+// writeBacklog writes as much of cn's backlog as the kernel takes; an empty
+// backlog is dropped, the rest waits for the poller again.
+func (lc *loopCtx) writeBacklog(cn *conn) {
+	bl := cn.bl
+	for bl.head < len(bl.q) {
+		bufs := lc.wbuf[:0]
+		for i := bl.head; i < len(bl.q) && len(bufs) < iovMax; i++ {
+			bufs = append(bufs, bl.q[i].b)
+		}
+		n, failed := lc.rawWritev(int(cn.fd), bufs)
+		clear(bufs)
+		lc.wbuf = bufs[:0]
+		if failed {
+			lc.dropBacklog(cn)
+			if !cn.closing {
+				cn.closing = true
+				lc.markDirty(cn)
+			}
+			return
+		}
+		if n == 0 {
+			break
+		}
+		lc.advance(bl, n)
+	}
+	if bl.head == len(bl.q) {
+		lc.dropBacklog(cn)
+		return
+	}
+	lc.poller.arm(lc, cn)
+}
+
+// checkBacklog applies the socket's bound and the node budget after cn's
+// backlog grew.
+func (lc *loopCtx) checkBacklog(cn *conn) {
+	if cn.bl != nil && cn.bl.bytes > lc.srv.maxOut {
+		lc.closeSlow(cn, false)
+	}
+	s := lc.srv
+	for s.hub.Counters().BytesHeld.Load() > s.maxNode && len(lc.slow) > 0 {
+		victim := lc.slow[0]
+		for _, c := range lc.slow[1:] {
+			if c.bl.bytes > victim.bl.bytes {
+				victim = c
+			}
+		}
+		lc.closeSlow(victim, true)
+	}
+}
+
+// closeSlow drops cn's backlog and closes it with 4100: pusher-js backs off
+// before it reconnects (§2.6).
+func (lc *loopCtx) closeSlow(cn *conn, budget bool) {
+	held := 0
+	if cn.bl != nil {
+		held = cn.bl.bytes
+	}
+	c := lc.srv.hub.Counters()
+	if budget {
+		c.NodeBudgetCloses.Add(1)
+	} else {
+		c.SlowConsumerCloses.Add(1)
+	}
+	if lc.log != nil {
+		lc.log.Debug("slow consumer disconnected", "socket_id", cn.ID(), "backlog", held, "node_budget", budget)
+	}
+	lc.dropBacklog(cn)
+	cn.closeWith(closeSlowConsumer, reasonSlow)
+}
+
+// iovMax is the most buffers one writev takes (IOV_MAX on Linux).
+const iovMax = 1024
+
+// outPoller is a loop's own epoll instance for sockets with a backlog. The
+// loop adds, arms and removes sockets; a goroutine waits on it and queues
+// the writable ones for the loop.
+type outPoller struct {
+	epfd    int // 0: not started
+	stopped atomic.Bool
+
+	mu        sync.Mutex // guards ready and scheduled
+	ready     []uint32
+	scheduled bool
+
+	spare []uint32 // loop only: the batch being written
+	task  resumeTask
+}
+
+func (p *outPoller) start(lc *loopCtx) bool {
+	if p.epfd > 0 {
+		return true
+	}
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	p.epfd = fd
+	p.task.lc = lc
+	go p.run(lc)
+	return true
+}
+
+const pollOut = unix.EPOLLOUT | unix.EPOLLONESHOT
+
+func (p *outPoller) add(lc *loopCtx, cn *conn) {
+	if !p.start(lc) {
+		return
+	}
+	ev := unix.EpollEvent{Events: pollOut, Fd: int32(cn.bl.id)}
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(cn.fd), &ev)
+}
+
+func (p *outPoller) arm(lc *loopCtx, cn *conn) {
+	if p.epfd <= 0 {
+		return
+	}
+	ev := unix.EpollEvent{Events: pollOut, Fd: int32(cn.bl.id)}
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(cn.fd), &ev)
+}
+
+func (p *outPoller) del(cn *conn) {
+	if p.epfd <= 0 {
+		return
+	}
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(cn.fd), nil)
+}
+
+// run waits for writable sockets until the server stops. It wakes every
+// half second to notice the stop, which costs nothing measurable.
+func (p *outPoller) run(lc *loopCtx) {
+	defer unix.Close(p.epfd)
+	events := make([]unix.EpollEvent, 256)
+	for !p.stopped.Load() {
+		n, err := unix.EpollWait(p.epfd, events, 500)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return
+		}
+		if n <= 0 {
+			continue
+		}
+		p.mu.Lock()
+		for _, ev := range events[:n] {
+			p.ready = append(p.ready, uint32(ev.Fd))
+		}
+		wake := !p.scheduled
+		p.scheduled = true
+		p.mu.Unlock()
+		if wake {
+			_ = lc.el.Execute(context.Background(), &p.task)
+		}
+	}
+}
+
+type resumeTask struct{ lc *loopCtx }
+
+// Run writes the backlogs of the sockets the poller found writable.
+func (t *resumeTask) Run(context.Context) error {
+	lc := t.lc
+	p := &lc.poller
+	p.mu.Lock()
+	ids := p.ready
+	p.ready = p.spare[:0]
+	p.scheduled = false
+	p.mu.Unlock()
+	for _, id := range ids {
+		if cn := lc.slowID[id]; cn != nil && !cn.gone {
+			lc.writeBacklog(cn)
+		}
+	}
+	p.spare = ids[:0]
+	lc.flush(nil)
+	return nil
+}
+
+// reclaim hands memory back to the OS once slow consumers have let go of a
+// lot of it: the Go runtime's scavenger alone returns freed pages over
+// minutes, and an edge node that just shed 2,000 stalled sockets should
+// not sit at its peak meanwhile. Checked once a second off the loops.
+func (s *Server) reclaim(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var peak int64
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		cur := s.hub.Counters().BytesHeld.Load()
+		peak = max(peak, cur)
+		if peak-cur >= reclaimAfter {
+			debug.FreeOSMemory()
+			peak = cur
+		}
+	}
+}
+
+// reclaimAfter is how far the held bytes must fall from their peak before
+// reclaim returns memory to the OS.
+const reclaimAfter = 16 << 20
