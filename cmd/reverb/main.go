@@ -111,6 +111,8 @@ func start(args, environ []string, stdout, stderr io.Writer) int {
 		MaxRequestSize:        cfg.MaxRequestSize,
 		TimestampWindow:       cfg.TimestampWindow,
 		MaxOutboundBuffer:     cfg.MaxOutboundBuffer,
+		MaxNodeBuffer:         cfg.MaxNodeBuffer,
+		SocketSendBuffer:      cfg.SocketSendBuffer,
 		ReusePort:             cfg.ReusePort,
 		Loops:                 cfg.EventLoops,
 		HeadTimeout:           cfg.HeadTimeout,

@@ -32,6 +32,8 @@ import (
 //	REVERB_TLS_PASSPHRASE            servers.reverb.options.tls.passphrase
 //	REVERB_AUTH_TIMESTAMP_TOLERANCE  servers.reverb.timestamp_window     600 s; 0 = no check
 //	REVERB_MAX_OUTBOUND_BUFFER       servers.reverb.max_outbound_buffer  4194304 bytes
+//	REVERB_MAX_NODE_BUFFER           servers.reverb.max_node_buffer      268435456 bytes
+//	REVERB_SOCKET_SNDBUF             servers.reverb.socket_sndbuf        131072 bytes; 0 = kernel autotuning
 //	REVERB_STATE_DIR                 servers.reverb.state_dir            $TMPDIR/reverb
 //	REVERB_DEBUG                     servers.reverb.debug                false
 //	REVERB_REUSE_PORT                servers.reverb.reuse_port           false (SO_REUSEPORT)
@@ -94,6 +96,12 @@ type Config struct {
 	// MaxOutboundBuffer is how many bytes may wait for a slow consumer before
 	// it is disconnected. Default 4 MiB.
 	MaxOutboundBuffer int
+	// MaxNodeBuffer is the node's budget for frames held for slow
+	// consumers; past it the largest backlogs are closed. Default 256 MiB.
+	MaxNodeBuffer int
+	// SocketSendBuffer is SO_SNDBUF for every connection; 0 = the kernel's
+	// autotuning. Default 128 KiB.
+	SocketSendBuffer int
 	// StateDir holds the state and pid files `reverb restart` uses.
 	StateDir string
 	// ReusePort sets SO_REUSEPORT so several processes serve one port
@@ -182,6 +190,8 @@ const (
 	defaultRedisTimeout      = 60 * time.Second
 	defaultTimestampWindow   = 600 * time.Second
 	defaultMaxOutboundBuffer = 4 << 20
+	defaultMaxNodeBuffer     = 256 << 20
+	defaultSocketSendBuffer  = 128 << 10
 	defaultMetricsHost       = "127.0.0.1"
 	defaultMetricsPort       = 9601
 	defaultHeadTimeout       = 10 * time.Second
@@ -455,6 +465,10 @@ func (s *sources) server(c *Config, f Flags) error {
 	c.TimestampWindow, e = s.pick("REVERB_AUTH_TIMESTAMP_TOLERANCE", "timestamp_window").seconds(defaultTimestampWindow)
 	add(e)
 	c.MaxOutboundBuffer, e = s.pick("REVERB_MAX_OUTBOUND_BUFFER", "max_outbound_buffer").integer(defaultMaxOutboundBuffer, 1)
+	add(e)
+	c.MaxNodeBuffer, e = s.pick("REVERB_MAX_NODE_BUFFER", "max_node_buffer").integer(defaultMaxNodeBuffer, 1)
+	add(e)
+	c.SocketSendBuffer, e = s.pick("REVERB_SOCKET_SNDBUF", "socket_sndbuf").integer(defaultSocketSendBuffer, 0)
 	add(e)
 	c.StateDir, e = s.pick("REVERB_STATE_DIR", "state_dir").nonEmpty(filepath.Join(os.TempDir(), "reverb"))
 	add(e)
