@@ -57,11 +57,19 @@ type blEntry struct {
 
 // backlog is the unsent output of one socket, oldest first.
 type backlog struct {
+	cn    *conn
 	q     []blEntry
 	head  int
 	bytes int    // unsent bytes the entries refer to
-	slot  int    // index in loopCtx.slow
 	id    uint32 // key in loopCtx.slowID and in the poller
+}
+
+// backlogOf returns cn's backlog, nil if it has none.
+func (lc *loopCtx) backlogOf(cn *conn) *backlog {
+	if cn.blIdx == 0 {
+		return nil
+	}
+	return lc.slow[cn.blIdx-1]
 }
 
 // scratch reports whether b lies in a buffer the loop reuses after the
@@ -86,14 +94,14 @@ func (lc *loopCtx) startBacklog(cn *conn) *backlog {
 	for lc.blSeq == 0 || lc.slowID[lc.blSeq] != nil {
 		lc.blSeq++
 	}
-	bl := &backlog{slot: len(lc.slow), id: lc.blSeq}
-	cn.bl = bl
-	lc.slow = append(lc.slow, cn)
+	bl := &backlog{cn: cn, id: lc.blSeq}
+	lc.slow = append(lc.slow, bl)
+	cn.blIdx = int32(len(lc.slow))
 	if lc.slowID == nil {
-		lc.slowID = make(map[uint32]*conn)
+		lc.slowID = make(map[uint32]*backlog)
 		lc.held = make(map[*byte]*heldFrame)
 	}
-	lc.slowID[bl.id] = cn
+	lc.slowID[bl.id] = bl
 	lc.poller.add(lc, cn)
 	return bl
 }
@@ -168,7 +176,7 @@ func (lc *loopCtx) advance(bl *backlog, n int) {
 
 // dropBacklog releases everything cn holds and forgets its backlog.
 func (lc *loopCtx) dropBacklog(cn *conn) {
-	bl := cn.bl
+	bl := lc.backlogOf(cn)
 	if bl == nil {
 		return
 	}
@@ -177,21 +185,21 @@ func (lc *loopCtx) dropBacklog(cn *conn) {
 	}
 	last := len(lc.slow) - 1
 	moved := lc.slow[last]
-	lc.slow[bl.slot] = moved
-	moved.bl.slot = bl.slot
+	lc.slow[cn.blIdx-1] = moved
+	moved.cn.blIdx = cn.blIdx
 	lc.slow[last] = nil
 	lc.slow = lc.slow[:last]
 	delete(lc.slowID, bl.id)
 	if !cn.gone {
 		lc.poller.del(cn)
 	}
-	cn.bl = nil
+	cn.blIdx = 0
 }
 
 // writeBacklog writes as much of cn's backlog as the kernel takes; an empty
 // backlog is dropped, the rest waits for the poller again.
 func (lc *loopCtx) writeBacklog(cn *conn) {
-	bl := cn.bl
+	bl := lc.backlogOf(cn)
 	for bl.head < len(bl.q) {
 		bufs := lc.wbuf[:0]
 		for i := bl.head; i < len(bl.q) && len(bufs) < iovMax; i++ {
@@ -223,18 +231,18 @@ func (lc *loopCtx) writeBacklog(cn *conn) {
 // checkBacklog applies the socket's bound and the node budget after cn's
 // backlog grew.
 func (lc *loopCtx) checkBacklog(cn *conn) {
-	if cn.bl != nil && cn.bl.bytes > lc.srv.maxOut {
+	if bl := lc.backlogOf(cn); bl != nil && bl.bytes > lc.srv.maxOut {
 		lc.closeSlow(cn, false)
 	}
 	s := lc.srv
 	for s.hub.Counters().BytesHeld.Load() > s.maxNode && len(lc.slow) > 0 {
 		victim := lc.slow[0]
-		for _, c := range lc.slow[1:] {
-			if c.bl.bytes > victim.bl.bytes {
-				victim = c
+		for _, bl := range lc.slow[1:] {
+			if bl.bytes > victim.bytes {
+				victim = bl
 			}
 		}
-		lc.closeSlow(victim, true)
+		lc.closeSlow(victim.cn, true)
 	}
 }
 
@@ -242,8 +250,8 @@ func (lc *loopCtx) checkBacklog(cn *conn) {
 // before it reconnects (§2.6).
 func (lc *loopCtx) closeSlow(cn *conn, budget bool) {
 	held := 0
-	if cn.bl != nil {
-		held = cn.bl.bytes
+	if bl := lc.backlogOf(cn); bl != nil {
+		held = bl.bytes
 	}
 	c := lc.srv.hub.Counters()
 	if budget {
@@ -296,7 +304,7 @@ func (p *outPoller) add(lc *loopCtx, cn *conn) {
 	if !p.start(lc) {
 		return
 	}
-	ev := unix.EpollEvent{Events: pollOut, Fd: int32(cn.bl.id)}
+	ev := unix.EpollEvent{Events: pollOut, Fd: int32(lc.backlogOf(cn).id)}
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(cn.fd), &ev)
 }
 
@@ -304,7 +312,7 @@ func (p *outPoller) arm(lc *loopCtx, cn *conn) {
 	if p.epfd <= 0 {
 		return
 	}
-	ev := unix.EpollEvent{Events: pollOut, Fd: int32(cn.bl.id)}
+	ev := unix.EpollEvent{Events: pollOut, Fd: int32(lc.backlogOf(cn).id)}
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(cn.fd), &ev)
 }
 
@@ -356,8 +364,8 @@ func (t *resumeTask) Run(context.Context) error {
 	p.scheduled = false
 	p.mu.Unlock()
 	for _, id := range ids {
-		if cn := lc.slowID[id]; cn != nil && !cn.gone {
-			lc.writeBacklog(cn)
+		if bl := lc.slowID[id]; bl != nil && !bl.cn.gone {
+			lc.writeBacklog(bl.cn)
 		}
 	}
 	p.spare = ids[:0]

@@ -51,7 +51,7 @@ type conn struct {
 	mark int64
 	// headAt is the coarse second the first byte of the HTTP request now
 	// arriving came in; 0 while no request is partly received.
-	headAt int64
+	headAt uint32 // unix seconds fit until 2106
 
 	// timing wheel links
 	tnext, tprev *conn
@@ -59,20 +59,19 @@ type conn struct {
 	fd        int32
 	slot      int32
 	pendBytes int32
-	state     uint8
-	dirty     bool // in lc.dirty
-	closing   bool // close after the next flush; nothing more is sent or read
-	gone      bool // OnClose ran; the gnet.Conn must not be touched
+	// blIdx is the index + 1 of the socket's backlog in lc.slow
+	// (backlog.go); 0 while it keeps up.
+	blIdx   int32
+	state   uint8
+	dirty   bool // in lc.dirty
+	closing bool // close after the next flush; nothing more is sent or read
+	gone    bool // OnClose ran; the gnet.Conn must not be touched
 	// pre: counted in Server.preUpgrade (not yet upgraded, not closed).
 	pre bool
 	// gnetHolds: bytes were handed to gnet's outbound buffer (only ever
 	// for a closing socket or an HTTP connection whose write failed) and
 	// gnet may still hold some.
 	gnetHolds bool
-
-	// bl is what the socket could not take yet (backlog.go); nil while it
-	// keeps up.
-	bl *backlog
 }
 
 // idleAt is the coarse second at which the socket counts as idle (§7). The
@@ -128,7 +127,7 @@ const flushThreshold = 256 << 10
 func (cn *conn) write() {
 	lc := cn.lc
 	if !cn.gone && cn.phead != 0 {
-		if bl := cn.bl; bl != nil {
+		if bl := lc.backlogOf(cn); bl != nil {
 			for i := cn.phead; i != 0; i = lc.frames[i-1].next {
 				lc.hold(bl, lc.frames[i-1].b, 0)
 			}
@@ -256,8 +255,8 @@ type loopCtx struct {
 	// Backlogs (backlog.go): sockets that have one, by slot and by id, the
 	// frames they hold with the loop's count of references, and the
 	// poller that says when they can take more.
-	slow      []*conn
-	slowID    map[uint32]*conn
+	slow      []*backlog
+	slowID    map[uint32]*backlog
 	blSeq     uint32
 	held      map[*byte]*heldFrame
 	heldBytes int
@@ -369,7 +368,7 @@ func (lc *loopCtx) expire(cn *conn) {
 		// A close is already queued; give the flush a chance, then force it.
 		_ = lc.el.Close(cn.c)
 	case cn.state == stateHTTP:
-		if cn.headAt != 0 && now >= cn.headAt+s.headSec {
+		if cn.headAt != 0 && now >= int64(cn.headAt)+s.headSec {
 			s.hub.Counters().HeadDeadlineCloses.Add(1)
 			if lc.log != nil {
 				lc.log.Debug("request timeout", "remote", cn.c.RemoteAddr().String(), "buffered", cn.c.InboundBuffered())
@@ -379,7 +378,7 @@ func (lc *loopCtx) expire(cn *conn) {
 		}
 		due := cn.mark + s.httpSec
 		if cn.headAt != 0 {
-			due = min(due, cn.headAt+s.headSec)
+			due = min(due, int64(cn.headAt)+s.headSec)
 		}
 		if now < due {
 			lc.wheel.add(cn, due)

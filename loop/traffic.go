@@ -3,6 +3,7 @@ package loop
 import (
 	"bytes"
 	"errors"
+	"math"
 
 	"github.com/gobwas/ws"
 
@@ -108,7 +109,7 @@ func (lc *loopCtx) headClock(cn *conn, now int64, off, n int) {
 	if cn.headAt != 0 && off == 0 {
 		return // the same request, still unfinished: the clock runs on
 	}
-	cn.headAt = now
+	cn.headAt = uint32(now)
 	lc.wheel.remove(cn)
 	lc.wheel.add(cn, now+lc.srv.headSec)
 }
@@ -169,7 +170,7 @@ func (lc *loopCtx) upgrade(cn *conn, req *wsproto.Request, key string) {
 		lc.wheel.add(cn, lc.wheel.cur+2)
 		return
 	}
-	cn.rd.MaxMessage = cn.App.MaxMessageSize
+	cn.rd.MaxMessage = int32(min(cn.App.MaxMessageSize, math.MaxInt32))
 	if lc.log != nil {
 		lc.log.Debug("connection established", "socket_id", cn.ID(), "app", cn.App.ID, "remote", cn.c.RemoteAddr().String())
 	}

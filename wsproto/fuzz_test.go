@@ -25,7 +25,7 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, cut, limit uint16) {
 		data = bytes.Clone(data) // Next unmasks in place
 		c := int(cut) % (len(data) + 1)
-		r := Reader{MaxMessage: int(limit)}
+		r := Reader{MaxMessage: int32(limit)}
 		m := model{limit: int64(limit)}
 		var pending []byte
 		for _, chunk := range [][]byte{data[:c], data[c:]} {

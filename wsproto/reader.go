@@ -94,7 +94,9 @@ type Reader struct {
 	// MaxMessage is the largest message payload accepted, in bytes, counted
 	// over all fragments; exactly MaxMessage is accepted. 0 means unlimited
 	// (a client may then make the caller buffer an arbitrarily large frame).
-	MaxMessage int
+	// An int32, so that it packs with the flags below: the Reader is part of
+	// every connection's record.
+	MaxMessage int32
 
 	frag   bool // inside a fragmented message
 	binary bool // opcode of that message
@@ -131,7 +133,7 @@ func (r *Reader) Next(buf []byte) (f Frame, consumed int, ok bool, err error) {
 		if r.frag {
 			have = len(r.buf)
 		}
-		if h.Length > int64(r.MaxMessage-have) {
+		if h.Length > int64(r.MaxMessage)-int64(have) {
 			return f, 0, false, ErrMessageTooBig
 		}
 	}

@@ -164,7 +164,7 @@ var readerCases = []readerCase{
 // bytes, append the next chunk, call Next until it needs more.
 func feed(t *testing.T, max int, chunks ...[]byte) (events []event, err error, rest int) {
 	t.Helper()
-	r := Reader{MaxMessage: max}
+	r := Reader{MaxMessage: int32(max)}
 	var pending []byte
 	for _, c := range chunks {
 		pending = append(pending, c...)
