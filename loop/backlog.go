@@ -129,9 +129,16 @@ func (lc *loopCtx) hold(bl *backlog, frame []byte, off int) {
 		h.refs++
 		e = blEntry{b: frame[off:], h: h}
 	}
+	before := cap(bl.q)
 	bl.q = append(bl.q, e)
+	if c := cap(bl.q); c != before {
+		lc.srv.footprint.Add(int64(c-before) * blEntrySize)
+	}
 	bl.bytes += len(e.b)
 }
+
+// blEntrySize is what one backlog entry costs in its slice.
+const blEntrySize = int64(unsafe.Sizeof(blEntry{}))
 
 // unhold releases one entry's claim on its frame.
 func (lc *loopCtx) unhold(e *blEntry) {
@@ -149,6 +156,7 @@ func (lc *loopCtx) unhold(e *blEntry) {
 func (lc *loopCtx) addHeld(n int) {
 	lc.heldBytes += n
 	lc.srv.hub.Counters().BytesHeld.Add(int64(n))
+	lc.srv.footprint.Add(int64(n))
 }
 
 // advance drops n written bytes from the front of bl.
@@ -183,6 +191,7 @@ func (lc *loopCtx) dropBacklog(cn *conn) {
 	for i := bl.head; i < len(bl.q); i++ {
 		lc.unhold(&bl.q[i])
 	}
+	lc.srv.footprint.Add(-int64(cap(bl.q)) * blEntrySize)
 	last := len(lc.slow) - 1
 	moved := lc.slow[last]
 	lc.slow[cn.blIdx-1] = moved
@@ -374,9 +383,11 @@ func (t *resumeTask) Run(context.Context) error {
 }
 
 // reclaim hands memory back to the OS once slow consumers have let go of a
-// lot of it: the Go runtime's scavenger alone returns freed pages over
-// minutes, and an edge node that just shed 2,000 stalled sockets should
-// not sit at its peak meanwhile. Checked once a second off the loops.
+// lot of it (Server.footprint: held frames and backlog slices): nothing
+// else may allocate on an idle node, so no GC would run, and the runtime's
+// scavenger returns freed pages over minutes; an edge node that just shed
+// 2,000 stalled sockets should not sit at its peak meanwhile. Checked once
+// a second off the loops.
 func (s *Server) reclaim(stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -387,7 +398,7 @@ func (s *Server) reclaim(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		cur := s.hub.Counters().BytesHeld.Load()
+		cur := s.footprint.Load()
 		peak = max(peak, cur)
 		if peak-cur >= reclaimAfter {
 			debug.FreeOSMemory()
@@ -396,6 +407,6 @@ func (s *Server) reclaim(stop <-chan struct{}) {
 	}
 }
 
-// reclaimAfter is how far the held bytes must fall from their peak before
+// reclaimAfter is how far the footprint must fall from its peak before
 // reclaim returns memory to the OS.
 const reclaimAfter = 16 << 20

@@ -109,9 +109,12 @@ type Server struct {
 	maxOut  int
 	maxNode int64
 	stopped chan struct{} // closed by Shutdown: ends reclaim and the pollers
-	pongSec int64
-	httpSec int64
-	headSec int64
+	// footprint is the memory backlogs take: held frames and their entry
+	// slices (backlog.go); reclaim watches it.
+	footprint atomic.Int64
+	pongSec   int64
+	httpSec   int64
+	headSec   int64
 
 	// preUpgrade counts the connections not yet upgraded to WebSocket
 	// (conn.pre); maxPending bounds it (0 = unlimited).

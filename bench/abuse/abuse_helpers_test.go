@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,8 +224,23 @@ type abuseWS struct {
 
 // abuseDial opens a WebSocket to the abuse app and reads
 // connection_established.
-func abuseDial(addr string) (*abuseWS, error) {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+func abuseDial(addr string) (*abuseWS, error) { return abuseDialRcv(addr, 0) }
+
+// abuseDialRcv is abuseDial with SO_RCVBUF set to rcvBuf before connecting
+// (0: the kernel's default): a small receive window makes a client that
+// stops reading back the server up at once.
+func abuseDialRcv(addr string, rcvBuf int) (*abuseWS, error) {
+	dialer := net.Dialer{Timeout: 10 * time.Second}
+	if rcvBuf > 0 {
+		dialer.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf)
+			})
+			return errors.Join(err, serr)
+		}
+	}
+	c, err := dialer.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
