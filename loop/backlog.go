@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Backlogs: what a socket could not take.
@@ -199,9 +197,7 @@ func (lc *loopCtx) dropBacklog(cn *conn) {
 	lc.slow[last] = nil
 	lc.slow = lc.slow[:last]
 	delete(lc.slowID, bl.id)
-	if !cn.gone {
-		lc.poller.del(cn)
-	}
+	lc.poller.del(cn)
 	cn.blIdx = 0
 }
 
@@ -278,11 +274,12 @@ func (lc *loopCtx) closeSlow(cn *conn, budget bool) {
 // iovMax is the most buffers one writev takes (IOV_MAX on Linux).
 const iovMax = 1024
 
-// outPoller is a loop's own epoll instance for sockets with a backlog. The
-// loop adds, arms and removes sockets; a goroutine waits on it and queues
-// the writable ones for the loop.
+// outPoller tells a loop when sockets with a backlog can take more
+// (backlog_linux.go: an epoll instance of the loop's own; elsewhere a
+// timer). Its goroutine queues the ids of writable backlogs in ready and
+// wakes the loop once per batch.
 type outPoller struct {
-	epfd    int // 0: not started
+	pollerOS
 	stopped atomic.Bool
 
 	mu        sync.Mutex // guards ready and scheduled
@@ -293,73 +290,21 @@ type outPoller struct {
 	task  resumeTask
 }
 
-func (p *outPoller) start(lc *loopCtx) bool {
-	if p.epfd > 0 {
-		return true
-	}
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return false
-	}
-	p.epfd = fd
-	p.task.lc = lc
-	go p.run(lc)
-	return true
-}
-
-const pollOut = unix.EPOLLOUT | unix.EPOLLONESHOT
-
-func (p *outPoller) add(lc *loopCtx, cn *conn) {
-	if !p.start(lc) {
-		return
-	}
-	ev := unix.EpollEvent{Events: pollOut, Fd: int32(lc.backlogOf(cn).id)}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(cn.fd), &ev)
-}
-
-func (p *outPoller) arm(lc *loopCtx, cn *conn) {
-	if p.epfd <= 0 {
-		return
-	}
-	ev := unix.EpollEvent{Events: pollOut, Fd: int32(lc.backlogOf(cn).id)}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(cn.fd), &ev)
-}
-
-func (p *outPoller) del(cn *conn) {
-	if p.epfd <= 0 {
-		return
-	}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(cn.fd), nil)
-}
-
-// run waits for writable sockets until the server stops. It wakes every
-// half second to notice the stop, which costs nothing measurable.
-func (p *outPoller) run(lc *loopCtx) {
-	defer unix.Close(p.epfd)
-	events := make([]unix.EpollEvent, 256)
-	for !p.stopped.Load() {
-		n, err := unix.EpollWait(p.epfd, events, 500)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			return
-		}
-		if n <= 0 {
-			continue
-		}
-		p.mu.Lock()
-		for _, ev := range events[:n] {
-			p.ready = append(p.ready, uint32(ev.Fd))
-		}
-		wake := !p.scheduled
-		p.scheduled = true
-		p.mu.Unlock()
-		if wake {
-			_ = lc.el.Execute(context.Background(), &p.task)
-		}
+// post queues ready backlog ids for the loop (allBacklogs: every one).
+// Poller goroutine.
+func (p *outPoller) post(lc *loopCtx, ids []uint32) {
+	p.mu.Lock()
+	p.ready = append(p.ready, ids...)
+	wake := !p.scheduled
+	p.scheduled = true
+	p.mu.Unlock()
+	if wake {
+		_ = lc.el.Execute(context.Background(), &p.task)
 	}
 }
+
+// allBacklogs, posted, asks the loop to try every backlog it has.
+const allBacklogs = 0
 
 type resumeTask struct{ lc *loopCtx }
 
@@ -373,6 +318,14 @@ func (t *resumeTask) Run(context.Context) error {
 	p.scheduled = false
 	p.mu.Unlock()
 	for _, id := range ids {
+		if id == allBacklogs {
+			for i := len(lc.slow) - 1; i >= 0; i-- { // writing may drop entries
+				if i < len(lc.slow) {
+					lc.writeBacklog(lc.slow[i].cn)
+				}
+			}
+			continue
+		}
 		if bl := lc.slowID[id]; bl != nil && !bl.cn.gone {
 			lc.writeBacklog(bl.cn)
 		}
