@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,23 +22,50 @@ import (
 
 // Config says how to reach Redis and how to name things there. It holds the
 // Redis password, which never leaves this process in any message.
+//
+// Three modes: one Redis (Addr, the default), Redis Cluster (ClusterNodes
+// set) and Sentinel (SentinelNodes set). Username, Password and TLS apply to
+// every Redis server of the chosen mode (every shard of a cluster, the
+// master found through the sentinels).
 type Config struct {
 	// Channel is the control channel and the prefix of per-channel Redis
-	// channels (REVERB_SCALING_CHANNEL). Default "reverb".
+	// channels (REVERB_SCALING_CHANNEL). Default "reverb". In cluster mode
+	// it must not contain '{' or '}' (they would change the hash slots).
 	Channel string
-	// Addr is the Redis server, "host:port". Required.
+	// Addr is the Redis server, "host:port". Required unless ClusterNodes
+	// or SentinelNodes is set.
 	Addr string
+	// ClusterNodes selects Redis Cluster mode (REDIS_CLUSTER_NODES): seed
+	// nodes "host:port"; one reachable seed is enough, the others are
+	// discovered. Per-channel traffic then uses sharded pub/sub (shards.go).
+	ClusterNodes []string
+	// SentinelNodes selects Sentinel mode (REDIS_SENTINEL_NODES): the
+	// sentinels "host:port" that name the master of SentinelMaster.
+	SentinelNodes []string
+	// SentinelMaster is the master name the sentinels monitor
+	// (REDIS_SENTINEL_MASTER). Required with SentinelNodes.
+	SentinelMaster string
+	// SentinelPassword authenticates to the sentinels themselves
+	// (REDIS_SENTINEL_PASSWORD); Username/Password are the master's.
+	SentinelPassword string
 	// Username and Password authenticate (Redis 6 ACL or requirepass).
 	Username, Password string
-	// DB is selected on connect; pub/sub ignores it.
+	// DB is selected on connect; pub/sub ignores it. Redis Cluster has only
+	// database 0, so DB must be 0 there.
 	DB int
 	// TLS dials Redis over TLS (rediss://), verifying the certificate
-	// against Addr's host name.
+	// against the host name of each address dialled.
 	TLS bool
-	// Timeout bounds every dial, read and write wait, and how long the
-	// pub/sub connection may stay silent after a PING before it is replaced.
-	// Default 5 s.
+	// Timeout bounds each dial (REDIS_TIMEOUT, Laravel's connect timeout).
+	// Default 5 s. It says nothing about how long a connected Redis may
+	// stay silent: that is Liveness.
 	Timeout time.Duration
+	// Liveness is how long a connected Redis may leave a command or a PING
+	// unanswered before its connection counts as lost and is replaced. The
+	// pub/sub connections are PINGed after a second of quiet, so a frozen
+	// or partitioned Redis is noticed within about a second plus Liveness.
+	// Default 3 s.
+	Liveness time.Duration
 	// NodeID tells this node's envelopes apart; empty means a random id.
 	// Two running nodes must never share one.
 	NodeID string
@@ -49,6 +77,7 @@ type Config struct {
 const (
 	defaultChannel   = "reverb"
 	defaultTimeout   = 5 * time.Second
+	defaultLiveness  = 3 * time.Second
 	defaultQueueSize = 16384
 	// maxBatch caps one pipelined round trip of the publisher.
 	maxBatch = 256
@@ -67,6 +96,9 @@ func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = defaultTimeout
 	}
+	if c.Liveness <= 0 {
+		c.Liveness = defaultLiveness
+	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = defaultQueueSize
 	}
@@ -78,20 +110,67 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// redisOptions builds go-redis options for one connection role; the role
-// and node id name the connection in Redis's CLIENT LIST.
-func (c Config) redisOptions(role string) (*redis.Options, error) {
-	if c.Addr == "" {
-		return nil, errors.New("cluster: no Redis address")
+// sharded reports Redis Cluster mode.
+func (c Config) sharded() bool { return len(c.ClusterNodes) > 0 }
+
+// validate refuses settings that cannot work.
+func (c Config) validate() error {
+	switch {
+	case c.sharded() && len(c.SentinelNodes) > 0:
+		return errors.New("cluster: Redis Cluster and Sentinel nodes are both set; choose one")
+	case c.sharded() && c.DB != 0:
+		return errors.New("cluster: Redis Cluster has only database 0")
+	case c.sharded() && strings.ContainsAny(c.Channel, "{}"):
+		return fmt.Errorf("cluster: scaling channel %q must not contain '{' or '}' in Redis Cluster mode", c.Channel)
+	case len(c.SentinelNodes) > 0 && c.SentinelMaster == "":
+		return errors.New("cluster: Sentinel nodes are set but no master name")
+	case !c.sharded() && len(c.SentinelNodes) == 0 && c.Addr == "":
+		return errors.New("cluster: no Redis address")
+	case strings.HasPrefix(c.Channel, "\n"):
+		return errors.New("cluster: scaling channel must not start with a newline")
 	}
-	o := &redis.Options{
-		Addr:         c.Addr,
+	for _, a := range append(append([]string(nil), c.ClusterNodes...), c.SentinelNodes...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("cluster: Redis address %q: %w", a, err)
+		}
+	}
+	return nil
+}
+
+// describe names the Redis of this config in errors and logs.
+func (c Config) describe() string {
+	switch {
+	case c.sharded():
+		return "Redis Cluster " + strings.Join(c.ClusterNodes, ",")
+	case len(c.SentinelNodes) > 0:
+		return "Sentinel master " + c.SentinelMaster
+	}
+	return c.Addr
+}
+
+// tlsFor returns the TLS settings for dialling addr, nil without TLS.
+func (c Config) tlsFor(addr string) *tls.Config {
+	if !c.TLS {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	return &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+}
+
+// redisOptions builds go-redis options for one connection role to addr;
+// the role and node id name the connection in Redis's CLIENT LIST.
+func (c Config) redisOptions(role, addr string) *redis.Options {
+	return &redis.Options{
+		Addr:         addr,
 		Username:     c.Username,
 		Password:     c.Password,
 		DB:           c.DB,
 		DialTimeout:  c.Timeout,
-		ReadTimeout:  c.Timeout,
-		WriteTimeout: c.Timeout,
+		ReadTimeout:  c.Liveness,
+		WriteTimeout: c.Liveness,
 		ClientName:   clientName(c.NodeID, role),
 		// One connection per role: the publisher is one goroutine and
 		// pub/sub connections are not pooled.
@@ -100,15 +179,65 @@ func (c Config) redisOptions(role string) (*redis.Options, error) {
 		// twice (see publisher.go).
 		MaxRetries:      -1,
 		DisableIdentity: true,
+		TLSConfig:       c.tlsFor(addr),
 	}
-	if c.TLS {
-		host, _, err := net.SplitHostPort(c.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("cluster: Redis address %q: %w", c.Addr, err)
+}
+
+// newClient opens (lazily: no I/O yet) the client of one connection role in
+// the configured mode. Every mode's client runs the same commands; only
+// the Redis names differ in cluster mode (names.go).
+func (c Config) newClient(role string, poolSize int) redis.UniversalClient {
+	o := c.redisOptions(role, c.Addr)
+	o.PoolSize = poolSize
+	switch {
+	case c.sharded():
+		co := &redis.ClusterOptions{
+			Addrs:           c.ClusterNodes,
+			ClientName:      o.ClientName,
+			Username:        o.Username,
+			Password:        o.Password,
+			DialTimeout:     o.DialTimeout,
+			ReadTimeout:     o.ReadTimeout,
+			WriteTimeout:    o.WriteTimeout,
+			PoolSize:        poolSize,
+			MaxRetries:      -1,
+			DisableIdentity: true,
+			// go-redis follows MOVED/ASK and retries network errors
+			// under one setting. A state script or a heartbeat may run
+			// twice harmlessly; a publish may not, so the publisher gets
+			// no automatic retry and resends only what a MOVED or ASK
+			// answer proves was not run (publisher.go).
+			MaxRedirects: 8,
 		}
-		o.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		if role == "pub" {
+			co.MaxRedirects = -1
+		}
+		if c.TLS {
+			co.NewClient = func(no *redis.Options) *redis.Client {
+				no.TLSConfig = c.tlsFor(no.Addr)
+				return redis.NewClient(no)
+			}
+		}
+		return redis.NewClusterClient(co)
+	case len(c.SentinelNodes) > 0:
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:       c.SentinelMaster,
+			SentinelAddrs:    c.SentinelNodes,
+			SentinelPassword: c.SentinelPassword,
+			ClientName:       o.ClientName,
+			Username:         o.Username,
+			Password:         o.Password,
+			DB:               o.DB,
+			DialTimeout:      o.DialTimeout,
+			ReadTimeout:      o.ReadTimeout,
+			WriteTimeout:     o.WriteTimeout,
+			PoolSize:         poolSize,
+			MaxRetries:       -1,
+			DisableIdentity:  true,
+			TLSConfig:        o.TLSConfig,
+		})
 	}
-	return o, nil
+	return redis.NewClient(o)
 }
 
 // clientName builds a CLIENT SETNAME value, which Redis refuses when it
@@ -168,11 +297,17 @@ type Broker struct {
 	node string
 	log  *slog.Logger
 
-	pub    *redis.Client // publisher connection
-	sub    *redis.Client // pub/sub connection
-	stats  *redis.Client // stats heartbeat connection
-	statec *redis.Client // presence and cache state connection (state.go)
-	query  *redis.Client // channel queries, from HTTP API goroutines (query.go)
+	pub    redis.UniversalClient // publisher connection
+	sub    *redis.Client         // pub/sub connection (one Redis, Sentinel)
+	stats  redis.UniversalClient // stats heartbeat connection
+	statec redis.UniversalClient // presence and cache state connection (state.go)
+	query  redis.UniversalClient // channel queries, from HTTP API goroutines (query.go)
+
+	// shards holds the sharded pub/sub connections in cluster mode
+	// (shards.go); nil otherwise.
+	shards *shardSet
+	// names builds the Redis names of this mode (names.go).
+	names names
 
 	stateQ     chan stateMsg
 	stateState state
@@ -238,15 +373,9 @@ var setLoggerOnce sync.Once
 // logger receives connection state changes; nil discards them.
 func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	cfg = cfg.withDefaults()
-	pubOpt, err := cfg.redisOptions("pub")
-	if err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	subOpt, _ := cfg.redisOptions("sub")
-	statsOpt, _ := cfg.redisOptions("stats")
-	stateOpt, _ := cfg.redisOptions("state")
-	queryOpt, _ := cfg.redisOptions("query")
-	queryOpt.PoolSize = 4 // several API requests may ask at once
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -255,14 +384,15 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	// once, by us.
 	setLoggerOnce.Do(func() { redis.SetLogger(redisLogger{}) })
 	b := &Broker{
-		cfg:     cfg,
-		node:    cfg.NodeID,
-		log:     logger.With("component", "cluster", "node", cfg.NodeID),
-		pub:     redis.NewClient(pubOpt),
-		sub:     redis.NewClient(subOpt),
-		stats:   redis.NewClient(statsOpt),
-		statec:  redis.NewClient(stateOpt),
-		query:   redis.NewClient(queryOpt),
+		cfg:    cfg,
+		node:   cfg.NodeID,
+		log:    logger.With("component", "cluster", "node", cfg.NodeID),
+		pub:    cfg.newClient("pub", 1),
+		stats:  cfg.newClient("stats", 1),
+		statec: cfg.newClient("state", 1),
+		// several API requests may ask at once
+		query:   cfg.newClient("query", 4),
+		names:   names{prefix: cfg.Channel, node: cfg.NodeID, sharded: cfg.sharded()},
 		stateQ:  make(chan stateMsg, stateQueueSize),
 		queue:   make(chan outMsg, cfg.QueueSize),
 		want:    make(map[chanKey]bool),
@@ -277,6 +407,11 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		stateDone: make(chan struct{}),
 		qs:        queries{byID: make(map[uint64]*query)},
 		peers:     peers{nodes: make(map[string]*peer), totals: make(map[string]int64), expired: make(map[string]time.Time)},
+	}
+	if cfg.sharded() {
+		b.shards = newShardSet(b)
+	} else {
+		b.sub = cfg.newClient("sub", 1).(*redis.Client)
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
@@ -302,10 +437,14 @@ func (b *Broker) OnRestart(f func()) { b.onRestart.Store(&f) }
 func (b *Broker) Start(ctx context.Context) {
 	b.startOnce.Do(func() {
 		b.started.Store(true)
-		b.ps.Store(b.sub.Subscribe(b.ctx)) // no channel given: no I/O yet
 		b.lastSeen.Store(time.Now().UnixNano())
 		go b.runPublisher()
-		go b.runReceiver()
+		if b.shards == nil {
+			b.ps.Store(b.sub.Subscribe(b.ctx)) // no channel given: no I/O yet
+			go b.runReceiver()
+		} else {
+			close(b.rcvDone) // each shard has its own receiver
+		}
 		go b.runManager()
 		go b.runStats()
 		go b.runState()
@@ -338,7 +477,11 @@ func (b *Broker) Close() {
 			// The manager may replace the pub/sub connection until it
 			// exits; close the final one after that to release the receiver.
 			<-b.mgrDone
-			_ = b.ps.Load().Close()
+			if b.shards != nil {
+				b.shards.close()
+			} else {
+				_ = b.ps.Load().Close()
+			}
 			<-b.rcvDone
 			<-b.pubDone
 			<-b.statsDone
@@ -349,7 +492,9 @@ func (b *Broker) Close() {
 		}
 		b.cancel()
 		_ = b.pub.Close()
-		_ = b.sub.Close()
+		if b.sub != nil {
+			_ = b.sub.Close()
+		}
 		_ = b.stats.Close()
 		_ = b.statec.Close()
 		_ = b.query.Close()
@@ -434,17 +579,6 @@ func (b *Broker) putBuf(bp *[]byte) {
 	if cap(*bp) <= maxPooledBuf {
 		b.bufPool.Put(bp)
 	}
-}
-
-// redisName is the Redis channel of a Pusher channel, or the control
-// channel for the zero key. '#' may occur in app ids and channel names, so
-// two names can share a Redis channel; receivers go by the envelope's own
-// app and channel fields, so that only costs traffic.
-func (b *Broker) redisName(k chanKey) string {
-	if k.channel == "" {
-		return b.cfg.Channel
-	}
-	return b.cfg.Channel + "#" + k.app + "#" + k.channel
 }
 
 // sleep waits d or until Close; it reports false on Close.

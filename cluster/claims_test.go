@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/goreverb/reverb/cluster"
 )
 
@@ -26,10 +28,10 @@ func TestDeadNodeFieldsDroppedBySync(t *testing.T) {
 	const room = "presence-ghosts"
 	rc := r.client(t)
 	ctx := context.Background()
-	key := prefix + "#presence#" + appID + "#" + room
+	key := presenceKey(room)
 	// Z died long ago (no alive key); Y's alive key has not expired yet.
 	rc.HSet(ctx, key, "Z\n", "", "Z\nzed", `"zed",null`, "Y\n", "", "Y\nyan", `"yan",{"name":"Yan"}`)
-	rc.Set(ctx, prefix+"#alive#Y", "1", time.Minute)
+	rc.Set(ctx, aliveKey("Y"), "1", time.Minute)
 
 	a1 := a.connect("a1")
 	if got := a1.joinPresence(a.api, room, "ann", nil); !slices.Equal(got, []string{"ann", "yan"}) {
@@ -67,11 +69,12 @@ func TestStateQueueOverflowResyncs(t *testing.T) {
 
 	// CLIENT PAUSE WRITE holds every EVAL and PUBLISH for 1.5 s; the
 	// heartbeats are held too, but for less than the 3 s expiry.
-	rc := r.client(t)
 	paused := time.Now()
-	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", "1500", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
+	r.eachNode(func(c *redis.Client) {
+		if err := c.Do(context.Background(), "CLIENT", "PAUSE", "1500", "WRITE").Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	dropped := a.b.Stats().Dropped
 	for i := range 70_000 { // more than the queue (65,536) and one batch
 		u := "flood-" + strconv.Itoa(i)
@@ -126,13 +129,13 @@ func TestForeignControlSubscriberSlowsQueries(t *testing.T) {
 		t.Fatalf("query with two nodes took %v", d)
 	}
 
-	ps := r.client(t).Subscribe(context.Background(), prefix)
-	waitNumSub(t, r, prefix, 3)
+	ps := r.subscribe(t, controlChannel())
+	waitNumSub(t, r, controlChannel(), 3)
 	if d := query(); d < 900*time.Millisecond || d > 2500*time.Millisecond {
 		t.Fatalf("query with a foreign subscriber took %v, want about the 1 s wait", d)
 	}
 	_ = ps.Close()
-	waitNumSub(t, r, prefix, 2)
+	waitNumSub(t, r, controlChannel(), 2)
 	if d := query(); d > 500*time.Millisecond {
 		t.Fatalf("query after the foreign subscriber left took %v", d)
 	}
@@ -148,7 +151,7 @@ func TestCacheTTLAcrossNodes(t *testing.T) {
 	app.CacheTTL = time.Second
 	a := startNodeApp(t, r, "A", app)
 	b := startNodeApp(t, r, "B", app)
-	waitNumSub(t, r, prefix, 2)
+	waitNumSub(t, r, controlChannel(), 2)
 	const ch = "cache-ticker"
 	a1 := a.connect("a1")
 	a1.subscribe(ch)
@@ -169,7 +172,7 @@ func TestCacheTTLAcrossNodes(t *testing.T) {
 	a2.expectData("tick", ch, "1")
 
 	c := startNodeApp(t, r, "C", app)
-	waitNumSub(t, r, prefix, 3)
+	waitNumSub(t, r, controlChannel(), 3)
 	c1 := c.connect("c1")
 	c1.subscribe(ch)
 	c1.expect("pusher:cache_miss", ch)

@@ -12,6 +12,8 @@ import (
 
 	pusherapi "github.com/pusher/pusher-http-go/v5"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/goreverb/reverb/cluster"
 )
 
@@ -191,14 +193,18 @@ func TestPerChannelOrderFromOnePublisher(t *testing.T) {
 // CLIENT LIST) to its number of subscribed Redis channels.
 func clientSubs(t *testing.T, r *redisServer) map[string]int {
 	t.Helper()
-	list, err := r.client(t).ClientList(context.Background()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var list string
+	r.eachNode(func(c *redis.Client) {
+		l, err := c.ClientList(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		list += l
+	})
 	subs := map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
 		var name string
-		var sub int
+		var sub, ssub int
 		for _, f := range strings.Fields(line) {
 			k, v, _ := strings.Cut(f, "=")
 			switch k {
@@ -206,10 +212,13 @@ func clientSubs(t *testing.T, r *redisServer) map[string]int {
 				name = v
 			case "sub":
 				sub, _ = strconv.Atoi(v)
+			case "ssub":
+				ssub, _ = strconv.Atoi(v)
 			}
 		}
 		if strings.HasSuffix(name, "-sub") {
-			subs[name] = sub
+			// In cluster mode a node has one connection per shard.
+			subs[name] += sub + ssub
 		}
 	}
 	return subs
@@ -224,15 +233,12 @@ func TestNodeSubscribesOnlyItsChannels(t *testing.T) {
 	waitNumSub(t, r, redisChannel("alpha"), 1)
 	waitNumSub(t, r, redisChannel("beta"), 1)
 
-	rc := r.client(t)
-	chans, err := rc.PubSubChannels(context.Background(), prefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	chans := r.channels("*")
 	slices.Sort(chans)
 	// The control channel, each node's reply channel, and only the Pusher
 	// channels some node has subscribers of.
-	want := []string{prefix, redisChannel("alpha"), redisChannel("beta"), prefix + "#node#A", prefix + "#node#B", prefix + "#node#C"}
+	want := []string{controlChannel(), redisChannel("alpha"), redisChannel("beta"), replyChannel("A"), replyChannel("B"), replyChannel("C")}
+	slices.Sort(want)
 	if !slices.Equal(chans, want) {
 		t.Fatalf("PUBSUB CHANNELS = %q, want %q", chans, want)
 	}
@@ -268,8 +274,6 @@ func TestForeignMessagesIgnoredAndCounted(t *testing.T) {
 	a1.subscribe("news")
 	waitNumSub(t, r, redisChannel("news"), 1)
 
-	rc := r.client(t)
-	ctx := context.Background()
 	foreign := []string{
 		"garbage",
 		`[1,2,3]`,
@@ -284,9 +288,7 @@ func TestForeignMessagesIgnoredAndCounted(t *testing.T) {
 		`{"v":1,"type":"message","node":"Z","app":"no-such-app","channel":"news","payload":{"event":"x","channel":"news","data":"{}"}}`,
 	}
 	for _, m := range foreign {
-		if err := rc.Publish(ctx, prefix, m).Err(); err != nil {
-			t.Fatal(err)
-		}
+		r.publish(t, controlChannel(), m)
 	}
 	for _, n := range nodes {
 		waitStats(t, n, "every foreign message ignored", func(s cluster.Stats) bool { return s.Ignored == uint64(len(foreign)) })
@@ -295,9 +297,7 @@ func TestForeignMessagesIgnoredAndCounted(t *testing.T) {
 
 	// A well-formed envelope from any sender is delivered as documented.
 	env := `{"v":1,"type":"message","node":"outsider","app":"1001","channel":"news","payload":{"event":"hand-made","channel":"news","data":"{\"ok\":true}"}}`
-	if err := rc.Publish(ctx, redisChannel("news"), env).Err(); err != nil {
-		t.Fatal(err)
-	}
+	r.publish(t, redisChannel("news"), env)
 	a1.expectData("hand-made", "news", `{"ok":true}`)
 
 	// The nodes still work together.
@@ -318,12 +318,14 @@ func TestEnvelopeCarriesNoSecret(t *testing.T) {
 	waitNumSub(t, r, redisChannel("news"), 1)
 
 	// Listen like a third node would and look at the raw bytes.
-	ps := r.client(t).Subscribe(context.Background(), redisChannel("news"), prefix)
+	ps := r.subscribe(t, redisChannel("news"))
 	defer ps.Close()
 	if _, err := ps.Receive(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ps.Receive(context.Background()); err != nil {
+	ctl := r.subscribe(t, controlChannel())
+	defer ctl.Close()
+	if _, err := ctl.Receive(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	a.trigger("news", "e", "payload")
@@ -357,7 +359,7 @@ func TestRestartCommandReachesEveryNode(t *testing.T) {
 		})
 	}
 	start := time.Now()
-	cfg := cluster.Config{Channel: prefix, Addr: r.addr, Timeout: time.Second}
+	cfg := r.config()
 	if err := cluster.PublishRestart(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -402,13 +404,13 @@ func TestChannelsSharingARedisNameAreCounted(t *testing.T) {
 	b := nodes[0].b
 	// '#' may occur in app ids and channel names: both map to one Redis
 	// channel, which must stay subscribed while either needs it.
-	shared := prefix + "#a#b#c"
+	shared := prefix + "#" + tag("a#b#c")
 	b.Interest("a", "b#c", true)
 	b.Interest("a#b", "c", true)
 	waitNumSub(t, r, shared, 1)
 	b.Interest("a", "b#c", false)
 	b.Interest("x", "y", true) // a later change proves the previous one was applied
-	waitNumSub(t, r, prefix+"#x#y", 1)
+	waitNumSub(t, r, prefix+"#"+tag("x#y"), 1)
 	waitNumSub(t, r, shared, 1)
 	b.Interest("a#b", "c", false)
 	waitNumSub(t, r, shared, 0)
@@ -416,6 +418,6 @@ func TestChannelsSharingARedisNameAreCounted(t *testing.T) {
 	b.Interest("x", "y", false)
 	b.Interest("x", "y", true)
 	b.Interest("z", "z", true)
-	waitNumSub(t, r, prefix+"#z#z", 1)
-	waitNumSub(t, r, prefix+"#x#y", 1)
+	waitNumSub(t, r, prefix+"#"+tag("z#z"), 1)
+	waitNumSub(t, r, prefix+"#"+tag("x#y"), 1)
 }

@@ -128,7 +128,7 @@ func TestMaxConnectionsAcrossNodes(t *testing.T) {
 	app.MaxConnections = 3
 	a := startNodeApp(t, r, "A", app)
 	b := startNodeApp(t, r, "B", app)
-	waitNumSub(t, r, prefix, 2)
+	waitNumSub(t, r, controlChannel(), 2)
 
 	a.connect("a1")
 	a.connect("a2")

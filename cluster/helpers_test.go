@@ -21,7 +21,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,36 +61,161 @@ func testApp() pusher.App {
 
 // ---- redis-server ----
 
-// redisServer is a redis-server process this test started and owns.
+// redisMode is the Redis the tests run against: "" one redis-server,
+// "cluster" a Redis Cluster of three masters (TestMain runs the suite in
+// both modes unless REVERB_TEST_REDIS names one).
+var redisMode = os.Getenv("REVERB_TEST_REDIS")
+
+func clusterMode() bool { return redisMode == "cluster" }
+
+// redisServer is the Redis a test started and owns: one redis-server
+// process, or in cluster mode the processes of a Redis Cluster (shards;
+// the fields of the parent then describe no process of its own).
 type redisServer struct {
-	t    testing.TB
-	path string
-	addr string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	exit chan struct{}
+	t      testing.TB
+	path   string
+	addr   string
+	args   []string // extra redis-server arguments
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exit   chan struct{}
+	shards []*redisServer
+	// sentinelConf makes this a redis-sentinel process with that config.
+	sentinelConf string
 }
 
-// startRedis starts redis-server on a free loopback port; the test fails,
-// never skips, when the binary is missing.
+// startRedis starts the Redis of the current mode on free loopback ports;
+// the test fails, never skips, when the binary is missing.
 func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	if clusterMode() {
+		return startRedisCluster(t, 3, 0)
+	}
+	return startRedisProc(t)
+}
+
+func startRedisProc(t testing.TB, args ...string) *redisServer {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server is not in PATH: the cluster tests need a real Redis " +
 			"(apt-get install -y redis-server, or run scripts/test-deps.sh as root)")
 	}
-	r := &redisServer{t: t, path: path, addr: freeAddr(t)}
+	r := &redisServer{t: t, path: path, addr: freeAddr(t), args: args}
 	r.start()
 	t.Cleanup(r.kill)
 	return r
 }
 
+// startRedisCluster starts a Redis Cluster of masters masters, each with
+// replicas replicas, the slots split evenly, and waits until every node
+// reports cluster_state:ok. Node timeout is 1 s, so a failover takes a
+// few seconds.
+func startRedisCluster(t testing.TB, masters, replicas int) *redisServer {
+	t.Helper()
+	dir := t.TempDir()
+	r := &redisServer{t: t}
+	var buses []string
+	for i := range masters * (1 + replicas) {
+		bus := freeAddr(t)
+		_, busPort, _ := net.SplitHostPort(bus)
+		buses = append(buses, busPort)
+		sh := startRedisProc(t, "--cluster-enabled", "yes", "--cluster-port", busPort,
+			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)),
+			"--cluster-node-timeout", "1000", "--dir", dir)
+		r.shards = append(r.shards, sh)
+	}
+	r.addr = r.shards[0].addr
+	ctx := context.Background()
+	ids := make([]string, len(r.shards))
+	for i, sh := range r.shards {
+		c := redis.NewClient(&redis.Options{Addr: sh.addr, DisableIdentity: true})
+		ids[i] = c.Do(ctx, "CLUSTER", "MYID").Val().(string)
+		if i < masters {
+			lo, hi := i*16384/masters, (i+1)*16384/masters-1
+			if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+				t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
+			}
+		}
+		if i > 0 {
+			host, port, _ := net.SplitHostPort(sh.addr)
+			c0 := redis.NewClient(&redis.Options{Addr: r.shards[0].addr, DisableIdentity: true})
+			if err := c0.Do(ctx, "CLUSTER", "MEET", host, port, buses[i]).Err(); err != nil {
+				t.Fatalf("CLUSTER MEET: %v", err)
+			}
+			c0.Close()
+		}
+		c.Close()
+	}
+	for i := masters; i < len(r.shards); i++ {
+		master := ids[(i-masters)%masters]
+		c := redis.NewClient(&redis.Options{Addr: r.shards[i].addr, DisableIdentity: true})
+		deadline := time.Now().Add(ioTimeout)
+		for {
+			err := c.Do(ctx, "CLUSTER", "REPLICATE", master).Err()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CLUSTER REPLICATE: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// A replica that never synced would not take over (its data
+		// counts as too old): wait for the link.
+		for !strings.Contains(c.Info(ctx, "replication").Val(), "master_link_status:up") {
+			if time.Now().After(deadline.Add(ioTimeout)) {
+				t.Fatalf("replica %s did not sync", r.shards[i].addr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		c.Close()
+	}
+	r.waitClusterOK()
+	return r
+}
+
+// waitClusterOK waits until every node says cluster_state:ok and knows
+// every other node.
+func (r *redisServer) waitClusterOK() {
+	r.t.Helper()
+	deadline := time.Now().Add(3 * ioTimeout)
+	for _, sh := range r.shards {
+		c := redis.NewClient(&redis.Options{Addr: sh.addr, DisableIdentity: true})
+		for {
+			info, _ := c.ClusterInfo(context.Background()).Result()
+			known := strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d\r", len(r.shards)))
+			if strings.Contains(info, "cluster_state:ok") && known {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.Close()
+				r.t.Fatalf("Redis Cluster node %s not ready: %s", sh.addr, info)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		c.Close()
+	}
+}
+
 func (r *redisServer) start() {
 	r.t.Helper()
+	if r.shards != nil {
+		var wg sync.WaitGroup
+		for _, sh := range r.shards {
+			wg.Go(sh.start)
+		}
+		wg.Wait()
+		r.waitClusterOK()
+		return
+	}
 	_, port, _ := net.SplitHostPort(r.addr)
-	cmd := exec.Command(r.path, "--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	args := append([]string{"--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning"}, r.args...)
+	cmd := exec.Command(r.path, args...)
+	if r.sentinelConf != "" {
+		cmd = exec.Command(r.path, r.sentinelConf)
+	}
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
@@ -114,8 +241,11 @@ func (r *redisServer) start() {
 	}
 }
 
-// signal sends sig to the redis-server process this test started.
+// signal sends sig to the redis-server process(es) this test started.
 func (r *redisServer) signal(sig syscall.Signal) {
+	for _, sh := range r.shards {
+		sh.signal(sig)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd != nil {
@@ -124,8 +254,18 @@ func (r *redisServer) signal(sig syscall.Signal) {
 }
 
 // stop ends redis-server with SIGTERM, as an operator would, and waits.
+// In cluster mode every node stops; start brings them back without data
+// (no persistence) but with their cluster configuration.
 func (r *redisServer) stop() {
 	r.t.Helper()
+	if r.shards != nil {
+		var wg sync.WaitGroup
+		for _, sh := range r.shards {
+			wg.Go(sh.stop)
+		}
+		wg.Wait()
+		return
+	}
 	r.signal(syscall.SIGTERM)
 	r.mu.Lock()
 	exit := r.exit
@@ -135,6 +275,15 @@ func (r *redisServer) stop() {
 	case <-time.After(ioTimeout):
 		r.t.Fatalf("redis-server did not exit after SIGTERM")
 	}
+}
+
+// sigkill ends the process with SIGKILL and waits.
+func (r *redisServer) sigkill() {
+	r.signal(syscall.SIGKILL)
+	r.mu.Lock()
+	exit := r.exit
+	r.mu.Unlock()
+	<-exit
 }
 
 // kill removes the process by its PID at the end of the test.
@@ -148,6 +297,17 @@ func (r *redisServer) kill() {
 	_ = cmd.Process.Signal(syscall.SIGCONT)
 	_ = cmd.Process.Kill()
 	<-exit
+}
+
+// config is the broker configuration reaching this Redis.
+func (r *redisServer) config() cluster.Config {
+	cfg := cluster.Config{Channel: prefix, Timeout: time.Second}
+	if r.shards != nil {
+		cfg.ClusterNodes = []string{r.shards[0].addr} // one seed is enough
+	} else {
+		cfg.Addr = r.addr
+	}
+	return cfg
 }
 
 func redisPing(addr string) error {
@@ -170,11 +330,57 @@ func redisPing(addr string) error {
 	return nil
 }
 
-// client is a plain Redis client for the test's own checks and injections.
-func (r *redisServer) client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: r.addr, DisableIdentity: true})
+// client is a plain Redis client for the test's own checks and injections
+// (a cluster client in cluster mode).
+func (r *redisServer) client(t testing.TB) redis.UniversalClient {
+	var c redis.UniversalClient
+	if r.shards != nil {
+		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{r.shards[0].addr}, DisableIdentity: true})
+	} else {
+		c = redis.NewClient(&redis.Options{Addr: r.addr, DisableIdentity: true})
+	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// eachNode runs f on a client of every Redis process (the one, or every
+// cluster node).
+func (r *redisServer) eachNode(f func(c *redis.Client)) {
+	procs := r.shards
+	if procs == nil {
+		procs = []*redisServer{r}
+	}
+	for _, p := range procs {
+		c := redis.NewClient(&redis.Options{Addr: p.addr, DisableIdentity: true})
+		f(c)
+		c.Close()
+	}
+}
+
+// publish sends msg on a Redis channel as the brokers of this mode do
+// (SPUBLISH in cluster mode).
+func (r *redisServer) publish(t testing.TB, name, msg string) {
+	t.Helper()
+	c := r.client(t)
+	var err error
+	if r.shards != nil {
+		err = c.SPublish(context.Background(), name, msg).Err()
+	} else {
+		err = c.Publish(context.Background(), name, msg).Err()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// subscribe listens on one Redis channel as a node of this mode would.
+func (r *redisServer) subscribe(t testing.TB, name string) *redis.PubSub {
+	t.Helper()
+	c := r.client(t)
+	if r.shards != nil {
+		return c.(*redis.ClusterClient).SSubscribe(context.Background(), name)
+	}
+	return c.Subscribe(context.Background(), name)
 }
 
 // ---- nodes ----
@@ -212,7 +418,8 @@ func startNode(t testing.TB, r *redisServer, name string, opts ...nodeOpt) *node
 // testApp's id, key and secret.
 func startNodeApp(t testing.TB, r *redisServer, name string, app pusher.App, opts ...nodeOpt) *node {
 	t.Helper()
-	cfg := cluster.Config{Channel: prefix, Addr: r.addr, Timeout: time.Second, NodeID: name}
+	cfg := r.config()
+	cfg.NodeID = name
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -261,28 +468,65 @@ func startCluster(t testing.TB, count int, opts ...nodeOpt) (*redisServer, []*no
 		}
 		wg.Wait()
 	})
-	waitNumSub(t, r, prefix, count)
+	waitNumSub(t, r, controlChannel(), count)
 	return r, nodes
 }
 
-func redisChannel(channel string) string { return prefix + "#" + appID + "#" + channel }
+// Redis names of the current mode (cluster/names.go).
+func tag(s string) string {
+	if clusterMode() {
+		return "{" + s + "}"
+	}
+	return s
+}
 
-// waitNumSub waits until want pub/sub connections listen on a Redis channel.
+func redisChannel(channel string) string { return prefix + "#" + tag(appID+"#"+channel) }
+func controlChannel() string             { return tag(prefix) }
+func replyChannel(node string) string    { return prefix + "#node#" + tag(node) }
+func presenceKey(channel string) string  { return prefix + "#presence#" + tag(appID+"#"+channel) }
+func aliveKey(node string) string        { return prefix + "#alive#" + tag(node) }
+
+// waitNumSub waits until want pub/sub connections listen on a Redis channel
+// (PUBSUB SHARDNUMSUB on every master in cluster mode).
 func waitNumSub(t testing.TB, r *redisServer, name string, want int) {
 	t.Helper()
-	c := r.client(t)
 	deadline := time.Now().Add(ioTimeout)
 	var got int64
 	for time.Now().Before(deadline) {
-		m, err := c.PubSubNumSub(context.Background(), name).Result()
-		if err == nil {
-			if got = m[name]; got == int64(want) {
-				return
-			}
+		got = r.numSub(name)
+		if got == int64(want) {
+			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("PUBSUB NUMSUB %s = %d, want %d", name, got, want)
+}
+
+func (r *redisServer) numSub(name string) int64 {
+	var n int64
+	ctx := context.Background()
+	r.eachNode(func(c *redis.Client) {
+		if r.shards != nil {
+			n += c.PubSubShardNumSub(ctx, name).Val()[name]
+		} else {
+			n += c.PubSubNumSub(ctx, name).Val()[name]
+		}
+	})
+	return n
+}
+
+// channels lists the Redis channels with subscribers matching pattern.
+func (r *redisServer) channels(pattern string) []string {
+	var out []string
+	ctx := context.Background()
+	r.eachNode(func(c *redis.Client) {
+		if r.shards != nil {
+			out = append(out, c.PubSubShardChannels(ctx, pattern).Val()...)
+		} else {
+			out = append(out, c.PubSubChannels(ctx, pattern).Val()...)
+		}
+	})
+	return out
 }
 
 // logRecorder keeps a node's log lines and shows them in the test log.

@@ -189,7 +189,7 @@ func TestPresenceSurvivesRedisRestart(t *testing.T) {
 	waitNumSub(t, r, redisChannel(room), 2)
 	// Both nodes write their members back once they hear from Redis again.
 	rc := r.client(t)
-	key := prefix + "#presence#" + appID + "#" + room
+	key := presenceKey(room)
 	deadline := time.Now().Add(ioTimeout)
 	for !rc.HExists(context.Background(), key, "A\nann").Val() || !rc.HExists(context.Background(), key, "B\nbob").Val() {
 		if time.Now().After(deadline) {
@@ -199,7 +199,7 @@ func TestPresenceSurvivesRedisRestart(t *testing.T) {
 	}
 
 	c := startNode(t, r, "C")
-	waitNumSub(t, r, prefix, 3)
+	waitNumSub(t, r, controlChannel(), 3)
 	c1 := c.connect("c1")
 	if got := c1.joinPresence(c.api, room, "cy", nil); !slices.Equal(got, []string{"ann", "bob", "cy"}) {
 		t.Fatalf("a node joining after Redis lost its data sees %v", got)

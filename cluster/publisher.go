@@ -3,6 +3,8 @@ package cluster
 import (
 	"errors"
 	"net"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -73,6 +75,7 @@ func (b *Broker) flush(pipe redis.Pipeliner, batch []outMsg, names map[chanKey]s
 // rest is dropped and counted.
 func (b *Broker) send(pipe redis.Pipeliner, batch []outMsg, names map[chanKey]string, retry bool) {
 	delay := backoffMin
+	redirects := 0
 	for {
 		for i := range batch {
 			if m := &batch[i]; m.cache > 0 {
@@ -82,9 +85,25 @@ func (b *Broker) send(pipe redis.Pipeliner, batch []outMsg, names map[chanKey]st
 			if name == "" {
 				name = b.cachedName(names, batch[i].key)
 			}
-			_ = pipe.Publish(b.ctx, name, *batch[i].buf)
+			_ = b.names.publish(b.ctx, pipe, name, *batch[i].buf)
 		}
 		cmds, err := pipe.Exec(b.ctx)
+		if err != nil && b.shards != nil {
+			b.reloadSlots()
+			if redirected(cmds) && redirects < 3 {
+				// Refused with MOVED/ASK: nothing of the batch ran on
+				// the slots that moved. Send again what was refused, in
+				// order, once the slot map is read again.
+				redirects++
+				b.published.Add(uint64(countOK(cmds)))
+				batch = refused(batch, cmds)
+				if !b.sleep(100 * time.Millisecond) {
+					b.dropped.Add(uint64(len(batch)))
+					return
+				}
+				continue
+			}
+		}
 		if err == nil {
 			b.published.Add(uint64(len(batch)))
 			b.pubState.restored(b.log, "publisher")
@@ -132,6 +151,72 @@ func (b *Broker) send(pipe redis.Pipeliner, batch []outMsg, names map[chanKey]st
 			b.log.Debug("cluster: Redis refused a publish", "err", err)
 		}
 		return
+	}
+}
+
+// redirected reports whether Redis Cluster refused some publish of cmds
+// with MOVED or ASK (the slot is served elsewhere) and nothing failed
+// otherwise.
+func redirected(cmds []redis.Cmder) bool {
+	some := false
+	for _, c := range cmds {
+		switch e := c.Err(); {
+		case e == nil:
+		case isRedirect(e):
+			some = true
+		default:
+			return false
+		}
+	}
+	return some
+}
+
+func isRedirect(err error) bool {
+	if !isReply(err) {
+		return false
+	}
+	s := err.Error()
+	return strings.HasPrefix(s, "MOVED ") || strings.HasPrefix(s, "ASK ")
+}
+
+// countOK counts the publishes of cmds that succeeded.
+func countOK(cmds []redis.Cmder) int {
+	n := 0
+	for _, c := range cmds {
+		if _, publish := c.(*redis.IntCmd); publish && c.Err() == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// refused keeps the messages of batch whose PUBLISH was redirected. cmds
+// holds, per message, an optional cache SET and then its PUBLISH. It
+// returns a new slice: the caller still releases every buffer of batch once.
+func refused(batch []outMsg, cmds []redis.Cmder) []outMsg {
+	var out []outMsg
+	i := 0
+	for _, m := range batch {
+		if m.cache > 0 && i < len(cmds) {
+			if _, isSet := cmds[i].(*redis.StatusCmd); isSet {
+				i++
+			}
+		}
+		if i < len(cmds) && isRedirect(cmds[i].Err()) {
+			out = append(out, m)
+		}
+		i++
+	}
+	return out
+}
+
+// reloadSlots asks the cluster clients to read the slot map again (in the
+// background; go-redis throttles it).
+func (b *Broker) reloadSlots() {
+	for _, c := range []redis.UniversalClient{b.pub, b.stats, b.statec, b.query} {
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			cc.ReloadState(b.ctx)
+		}
 	}
 }
 

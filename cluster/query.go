@@ -109,7 +109,7 @@ func (b *Broker) ask(appID, name string, prefix, users bool) *query {
 
 	ctx, cancel := context.WithTimeout(b.ctx, wait)
 	defer cancel()
-	listeners, err := b.query.Publish(ctx, b.cfg.Channel, appendQuery(nil, b.node, id, appID, name, prefix, users)).Result()
+	listeners, err := b.names.publish(ctx, b.query, b.names.control(), appendQuery(nil, b.node, id, appID, name, prefix, users)).Result()
 	if err != nil || listeners <= 1 {
 		return nil
 	}
@@ -198,7 +198,7 @@ func (b *Broker) reply(h *hub.Hub, e *envelope) {
 		})
 	}
 	*bp = append(buf, "]}"...)
-	b.enqueue(outMsg{buf: bp, to: b.cfg.Channel + "#node#" + string(e.node)})
+	b.enqueue(outMsg{buf: bp, to: b.names.replyOf(string(e.node))})
 }
 
 // appendQuery appends a query envelope.

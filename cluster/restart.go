@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // PublishRestart publishes a restart command on cfg's control channel for
@@ -15,8 +13,7 @@ import (
 // has no deadline. Any goroutine.
 func PublishRestart(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
-	opt, err := cfg.redisOptions("restart")
-	if err != nil {
+	if err := cfg.validate(); err != nil {
 		return err
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -24,22 +21,24 @@ func PublishRestart(ctx context.Context, cfg Config) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	c := redis.NewClient(opt)
+	c := cfg.newClient("restart", 1)
 	defer c.Close()
+	n := names{prefix: cfg.Channel, node: cfg.NodeID, sharded: cfg.sharded()}
 	msg := appendRestart(nil, cfg.NodeID)
+	var err error
 	for {
-		err = c.Publish(ctx, cfg.Channel, msg).Err()
+		err = n.publish(ctx, c, n.control(), msg).Err()
 		if err == nil || !notSent(err) {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: publish restart to %s: %w", cfg.Addr, err)
+			return fmt.Errorf("cluster: publish restart to %s: %w", cfg.describe(), err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("cluster: publish restart to %s: %w", cfg.Addr, err)
+		return fmt.Errorf("cluster: publish restart to %s: %w", cfg.describe(), err)
 	}
 	return nil
 }

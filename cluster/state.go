@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,7 +59,7 @@ const (
 // ARGV[5] ("<node>\n"): the hash holds everything this node has on the
 // channel. Publishing even when nothing changed is harmless (receivers apply
 // states) and tells nodes that missed the first announcement.
-var opScript = redis.NewScript(`
+var opScript = newScript(`
 redis.call('HSET', KEYS[1], ARGV[5], '')
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -79,7 +80,7 @@ return 1
 // one has not written to the hash since Redis lost its data (a restart
 // without persistence); the receiver keeps what it knows of such a node
 // until the node writes again.
-var syncScript = redis.NewScript(`
+var syncScript = newScript(`
 local h, me, ch, reply, alive, head, snap = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local function env(node, user, v)
   local s = head .. ',"node":' .. cjson.encode(node) .. ',"user":' .. cjson.encode(user)
@@ -103,7 +104,11 @@ for i = 1, #all, 2 do
     else
       local ok = live[node]
       if ok == nil then
-        ok = redis.call('EXISTS', alive .. node) == 1
+        if string.sub(alive, 1, 1) == '\n' then
+          ok = not string.find(alive, '\n' .. node .. '\n', 1, true)
+        else
+          ok = redis.call('EXISTS', alive .. node) == 1
+        end
         live[node] = ok
       end
       if not ok then
@@ -127,15 +132,41 @@ redis.call('PUBLISH', reply, snap .. ',"node":' .. cjson.encode(me) .. ',"nodes"
 return #out
 `)
 
+// In Redis Cluster mode (names.go) the scripts SPUBLISH, and ARGV[4] of
+// the sync script is not the alive key prefix but the nodes found dead
+// before the script ran, as "\n<node>\n<node>\n": an alive key lives in
+// its own node's slot, which a script of another slot may not read
+// (deadNodes). Snapshots and cached answers go out on the channel's own
+// shard channel (which the asking node listens to) rather than its reply
+// channel, in another slot; other nodes skip them by their "node" field.
+var (
+	opScriptSharded    = shardedScript(opScript)
+	syncScriptSharded  = shardedScript(syncScript)
+	cacheScriptSharded = shardedScript(cacheScript)
+)
+
+func shardedScript(s *redis.Script) *redis.Script {
+	return redis.NewScript(strings.ReplaceAll(scriptSource[s], "'PUBLISH'", "'SPUBLISH'"))
+}
+
 // cacheScript sends the cached event KEYS[1] (or its absence) to the reply
 // channel ARGV[1] in a cached envelope whose head is ARGV[2].
-var cacheScript = redis.NewScript(`
+var cacheScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 local s = ARGV[2]
 if v then s = s .. ',"payload":' .. v end
 redis.call('PUBLISH', ARGV[1], s .. '}')
 return 0
 `)
+
+// scriptSource keeps each script's text for its cluster-mode twin.
+var scriptSource = map[*redis.Script]string{}
+
+func newScript(src string) *redis.Script {
+	s := redis.NewScript(src)
+	scriptSource[s] = src
+	return s
+}
 
 type stateKind uint8
 
@@ -152,18 +183,6 @@ type stateMsg struct {
 	user  string // stateOp
 	value []byte // stateOp: "<id>,<info>", nil to delete
 }
-
-func (b *Broker) presenceKey(k chanKey) string {
-	return b.cfg.Channel + "#presence#" + k.app + "#" + k.channel
-}
-
-func (b *Broker) cacheKey(k chanKey) string {
-	return b.cfg.Channel + "#cache#" + k.app + "#" + k.channel
-}
-
-func (b *Broker) aliveKey(node string) string { return b.cfg.Channel + "#alive#" + node }
-
-func (b *Broker) replyChannel() string { return b.cfg.Channel + "#node#" + b.node }
 
 // memberValue is the hash value of a user: "<id>,<info>".
 func memberValue(id, info []byte) []byte {
@@ -255,24 +274,42 @@ func (b *Broker) runStateBatch(ctx context.Context, pipe redis.Pipeliner, batch 
 	// Refreshed here too, so this node's fields never look dead to another
 	// node's sync before the stats goroutine's first beat.
 	_ = pipe.Set(ctx, b.aliveKey(b.node), "1", aliveTTL)
+	op, sync, cache := opScript, syncScript, cacheScript
+	alive, reply := b.aliveKey(""), b.replyChannel()
+	if b.shards != nil {
+		op, sync, cache = opScriptSharded, syncScriptSharded, cacheScriptSharded
+		dead, err := b.deadNodes(ctx, batch)
+		if err != nil {
+			b.stateState.lost(b.log, "state", err)
+			b.resyncAll.Store(true)
+			return false
+		}
+		alive = dead
+	}
 	for i := range batch {
 		m := &batch[i]
 		switch m.kind {
 		case stateOp:
 			env := appendPresence(nil, b.node, m.key.app, m.key.channel, m.user, m.value)
 			field := b.node + "\n" + m.user
-			_ = opScript.Eval(ctx, pipe, []string{b.presenceKey(m.key)}, field, string(m.value), b.redisName(m.key), env, b.node+"\n")
+			_ = op.Eval(ctx, pipe, []string{b.presenceKey(m.key)}, field, string(m.value), b.redisName(m.key), env, b.node+"\n")
 		case stateSync:
 			// A slice per command: the pipeline keeps it until Exec.
-			a := append(make([]any, 0, 16), b.node, b.redisName(m.key), b.replyChannel(), b.aliveKey(""),
+			if b.shards != nil {
+				reply = b.redisName(m.key)
+			}
+			a := append(make([]any, 0, 16), b.node, b.redisName(m.key), reply, alive,
 				string(appendPresenceHead(nil, "presence", m.key.app, m.key.channel)),
 				string(appendPresenceHead(nil, "snapshot", m.key.app, m.key.channel)))
 			h.LocalPresence(m.key.app, m.key.channel, func(key string, id, info []byte) {
 				a = append(a, key, string(memberValue(id, info)))
 			})
-			_ = syncScript.Eval(ctx, pipe, []string{b.presenceKey(m.key)}, a...)
+			_ = sync.Eval(ctx, pipe, []string{b.presenceKey(m.key)}, a...)
 		case stateCache:
-			_ = cacheScript.Eval(ctx, pipe, []string{b.cacheKey(m.key)}, b.replyChannel(),
+			if b.shards != nil {
+				reply = b.redisName(m.key)
+			}
+			_ = cache.Eval(ctx, pipe, []string{b.cacheKey(m.key)}, reply,
 				string(appendPresenceHead(nil, "cached", m.key.app, m.key.channel))+`,"node":`+string(appendString(nil, b.node)))
 		}
 	}
@@ -289,6 +326,63 @@ func (b *Broker) runStateBatch(ctx context.Context, pipe redis.Pipeliner, batch 
 	b.stateState.lost(b.log, "state", err)
 	b.resyncAll.Store(true)
 	return false
+}
+
+// deadNodes returns, for the sync scripts of batch in cluster mode, the
+// nodes whose fields are in those presence hashes but whose alive key is
+// gone, as "\n<node>\n...\n" (just "\n" for none). Two pipelined round trips
+// before the scripts: HKEYS of each hash, then EXISTS of each node's alive
+// key, each routed to its own slot. A node that writes its first field
+// after the HKEYS is absent from the list and so counts as alive.
+func (b *Broker) deadNodes(ctx context.Context, batch []stateMsg) (string, error) {
+	var keys []string
+	for i := range batch {
+		if batch[i].kind == stateSync {
+			keys = append(keys, b.presenceKey(batch[i].key))
+		}
+	}
+	if len(keys) == 0 {
+		return "\n", nil
+	}
+	var fields []*redis.StringSliceCmd
+	if _, err := b.statec.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			fields = append(fields, p.HKeys(ctx, k))
+		}
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	seen := map[string]bool{b.node: true}
+	var nodes []string
+	for _, c := range fields {
+		for _, f := range c.Val() {
+			node, _, ok := strings.Cut(f, "\n")
+			if ok && !seen[node] {
+				seen[node] = true
+				nodes = append(nodes, node)
+			}
+		}
+	}
+	dead := "\n"
+	if len(nodes) == 0 {
+		return dead, nil
+	}
+	exists := make([]*redis.IntCmd, len(nodes))
+	if _, err := b.statec.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range nodes {
+			exists[i] = p.Exists(ctx, b.aliveKey(n))
+		}
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	for i, c := range exists {
+		if c.Val() == 0 {
+			dead += nodes[i] + "\n"
+		}
+	}
+	return dead, nil
 }
 
 // finishState sends the changes still queued at Close (sockets closed at

@@ -101,7 +101,7 @@ func (b *Broker) publishStats(buf *[]byte) {
 	// current (state.go).
 	_, err := b.stats.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, b.aliveKey(b.node), "1", aliveTTL)
-		p.Publish(ctx, b.cfg.Channel, *buf)
+		b.names.publish(ctx, p, b.names.control(), *buf)
 		return nil
 	})
 	if err != nil {

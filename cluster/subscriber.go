@@ -49,15 +49,21 @@ func (b *Broker) runReceiver() {
 		if !b.subUp.Swap(true) {
 			b.subState.restored(b.log, "pub/sub")
 		}
-		switch m := msg.(type) {
-		case *redis.Message:
-			r.handle(m.Payload)
-		case *redis.Subscription:
-			// The SUBSCRIBE took effect: events other nodes publish from
-			// now on reach this node, so held acknowledgements can go.
-			if m.Kind == "subscribe" && m.Channel != b.cfg.Channel && m.Channel != b.replyChannel() {
-				b.ready(m.Channel)
-			}
+		b.onPubSub(&r, msg)
+	}
+}
+
+// onPubSub handles one message read from a pub/sub connection (the plain
+// receiver, or a shard's in cluster mode).
+func (b *Broker) onPubSub(r *receiver, msg any) {
+	switch m := msg.(type) {
+	case *redis.Message:
+		r.handle(m.Payload)
+	case *redis.Subscription:
+		// The SUBSCRIBE took effect: events other nodes publish from
+		// now on reach this node, so held acknowledgements can go.
+		if (m.Kind == "subscribe" || m.Kind == "ssubscribe") && m.Channel != b.names.control() && m.Channel != b.replyChannel() {
+			b.ready(m.Channel)
 		}
 	}
 }
@@ -217,7 +223,7 @@ func (b *Broker) fireRestart() {
 // pingEvery is how long the pub/sub connection may be quiet before the
 // manager sends a PING.
 func (b *Broker) pingEvery() time.Duration {
-	return min(max(b.cfg.Timeout/2, 100*time.Millisecond), 5*time.Second)
+	return min(max(b.cfg.Liveness/3, 100*time.Millisecond), time.Second)
 }
 
 // runManager turns Interest changes into SUBSCRIBE/UNSUBSCRIBE and keeps
@@ -228,8 +234,14 @@ func (b *Broker) runManager() {
 	m := manager{b: b, refs: make(map[string]int), applied: make(map[chanKey]string)}
 	// go-redis records channels even when the SUBSCRIBE fails and sends
 	// them again on every reconnect, so errors here need no retry.
-	_ = b.ps.Load().Subscribe(b.ctx, b.cfg.Channel, b.replyChannel())
-	tick := time.NewTicker(b.pingEvery())
+	if b.shards != nil {
+		b.shards.subscribe([]string{b.names.control(), b.replyChannel()})
+	} else {
+		_ = b.ps.Load().Subscribe(b.ctx, b.names.control(), b.replyChannel())
+	}
+	// Checked twice per PING period, so a silent connection is noticed
+	// within half a period of its deadline.
+	tick := time.NewTicker(b.pingEvery() / 2)
 	defer tick.Stop()
 	for {
 		select {
@@ -237,6 +249,9 @@ func (b *Broker) runManager() {
 			return
 		case <-b.kick:
 			m.apply()
+			if b.shards != nil && b.shards.reroute.Load() {
+				b.shards.check()
+			}
 			if b.resyncAll.Load() && b.subUp.Load() {
 				b.resyncAll.Store(false)
 				m.resync()
@@ -314,6 +329,15 @@ func (m *manager) apply() {
 	b.readyKeys(readyNow...)
 	clear(m.changes)
 	m.changes = m.changes[:0]
+	if b.shards != nil {
+		if len(m.subs) > 0 {
+			b.shards.subscribe(m.subs)
+		}
+		if len(m.unsubs) > 0 {
+			b.shards.unsubscribe(m.unsubs)
+		}
+		return
+	}
 	ps := b.ps.Load()
 	if len(m.subs) > 0 {
 		if err := ps.Subscribe(b.ctx, m.subs...); err != nil {
@@ -342,12 +366,16 @@ func (m *manager) resync() {
 
 func (m *manager) check() {
 	b := m.b
+	if b.shards != nil {
+		b.shards.check()
+		return
+	}
 	idle := time.Duration(time.Now().UnixNano() - b.lastSeen.Load())
 	ping := b.pingEvery()
 	if idle < ping {
 		return
 	}
-	if !b.subUp.Load() || idle < ping+b.cfg.Timeout {
+	if !b.subUp.Load() || idle < ping+b.cfg.Liveness {
 		_ = b.ps.Load().Ping(b.ctx)
 		return
 	}
@@ -357,14 +385,14 @@ func (m *manager) check() {
 	default:
 	}
 	b.subUp.Store(false)
-	b.subState.lost(b.log, "pub/sub", errSilent)
+	b.silent(b.log, "pub/sub")
 	b.lastSeen.Store(time.Now().UnixNano())
 	old := b.ps.Load()
 	ps := b.sub.Subscribe(b.ctx) // no I/O yet
 	b.ps.Store(ps)
 	_ = old.Close() // wakes the receiver, which moves to ps
 	names := make([]string, 0, len(m.refs)+2)
-	names = append(names, b.cfg.Channel, b.replyChannel())
+	names = append(names, b.names.control(), b.replyChannel())
 	for n := range m.refs {
 		names = append(names, n)
 	}

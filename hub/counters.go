@@ -30,6 +30,11 @@ type Counters struct {
 	// held as many not-yet-upgraded connections as allowed.
 	RefusedPreUpgrade atomic.Uint64
 
+	// RedisSilent counts Redis connections (pub/sub, or one shard's in
+	// Redis Cluster mode) replaced because Redis left a PING unanswered
+	// for the liveness window: a frozen or partitioned Redis.
+	RedisSilent atomic.Uint64
+
 	// Webhooks: requests sent (2xx), failed attempts, retries scheduled,
 	// batches dropped after the retry window or for a full queue, and the
 	// events waiting to be sent (gauge).
