@@ -62,6 +62,7 @@ func startNodesOn(t *testing.T, r *redisServer, count int, opts ...nodeOpt) []*n
 func ticker(t *testing.T, n *node, channel string) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	api := *n.api // the SDK client is not safe for concurrent use
 	go func() {
 		defer close(done)
 		for i := 0; ; i++ {
@@ -70,7 +71,7 @@ func ticker(t *testing.T, n *node, channel string) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			_ = n.api.Trigger(channel, "tick", strconv.Itoa(i))
+			_ = api.Trigger(channel, "tick", strconv.Itoa(i))
 		}
 	}()
 	t.Cleanup(func() { close(stop); <-done })
