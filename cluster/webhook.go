@@ -84,7 +84,7 @@ type webhooks struct {
 	b     *Broker
 	s     *webhook.Sender
 	delay time.Duration
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	q     chan whOp
 	done  chan struct{}
 }
@@ -95,12 +95,11 @@ var _ hub.Hooks = (*webhooks)(nil)
 // hub) that report transitions once for the whole cluster and hand the
 // resulting events to s. Call once, before Start; any goroutine.
 func (b *Broker) Webhooks(s *webhook.Sender) hub.Hooks {
-	o, _ := b.cfg.redisOptions("webhook")
 	w := &webhooks{
 		b:     b,
 		s:     s,
 		delay: s.Options().Delay,
-		rdb:   redis.NewClient(o),
+		rdb:   b.cfg.newClient("webhook", 1),
 		// Transitions waiting for Redis share the bound of the events
 		// waiting for delivery (REVERB_WEBHOOK_QUEUE_SIZE); overflow is
 		// dropped and counted in hub.Counters.WebhooksDropped.
@@ -148,11 +147,15 @@ func (w *webhooks) CacheMiss(app *pusher.App, channel string) { w.s.CacheMiss(ap
 // nodeGone queues the removal of a dead node's fields (stats goroutine).
 func (w *webhooks) nodeGone(node string) { w.enqueue(whOp{kind: whReap, node: node}) }
 
+// The keys carry hash tags in Redis Cluster mode (names.go); each script
+// touches one channel hash only.
 func (b *Broker) webhookKey(app, channel string) string {
-	return b.cfg.Channel + "#webhook#" + app + "#" + channel
+	return b.cfg.Channel + "#webhook#" + b.names.tag(app+"#"+channel)
 }
 
-func (b *Broker) webhookNodeKey(node string) string { return b.cfg.Channel + "#webhook-node#" + node }
+func (b *Broker) webhookNodeKey(node string) string {
+	return b.cfg.Channel + "#webhook-node#" + b.names.tag(node)
+}
 
 func (b *Broker) webhookDueKey() string { return b.cfg.Channel + "#webhook-due" }
 
