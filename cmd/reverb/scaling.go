@@ -17,18 +17,25 @@ import (
 const maxRestartWait = 10 * time.Second
 
 // clusterConfig maps servers.reverb.scaling onto the broker's settings.
-// REDIS_TIMEOUT bounds each dial, read and write wait; unlike Reverb, a
-// node never gives up on Redis and never exits because of it.
+// REDIS_TIMEOUT bounds each dial (Laravel's connect timeout) and
+// REDIS_LIVENESS how long a connected Redis may stay silent; unlike Reverb,
+// a node never gives up on Redis and never exits because of it.
+// REDIS_CLUSTER_NODES or REDIS_SENTINEL_NODES choose the Redis mode.
 func clusterConfig(cfg *config.Config) cluster.Config {
 	r := cfg.Scaling.Redis
 	return cluster.Config{
-		Channel:  cfg.Scaling.Channel,
-		Addr:     net.JoinHostPort(r.Host, strconv.Itoa(r.Port)),
-		Username: r.Username,
-		Password: r.Password,
-		DB:       r.DB,
-		TLS:      r.TLS,
-		Timeout:  r.Timeout,
+		Channel:          cfg.Scaling.Channel,
+		Addr:             net.JoinHostPort(r.Host, strconv.Itoa(r.Port)),
+		ClusterNodes:     r.ClusterNodes,
+		SentinelNodes:    r.SentinelNodes,
+		SentinelMaster:   r.SentinelMaster,
+		SentinelPassword: r.SentinelPassword,
+		Username:         r.Username,
+		Password:         r.Password,
+		DB:               r.DB,
+		TLS:              r.TLS,
+		Timeout:          r.Timeout,
+		Liveness:         r.Liveness,
 	}
 }
 

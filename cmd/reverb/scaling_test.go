@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,9 +36,28 @@ func TestClusterConfigFromEnvironment(t *testing.T) {
 		"REDIS_TIMEOUT=2.5",
 	)
 	got := clusterConfig(c)
-	want := cluster.Config{Channel: "fleet", Addr: "[::1]:7000", Username: "bob", Password: "p#ss", DB: 3, TLS: true, Timeout: 2500 * time.Millisecond}
-	if got != want {
+	want := cluster.Config{Channel: "fleet", Addr: "[::1]:7000", Username: "bob", Password: "p#ss", DB: 3, TLS: true,
+		Timeout: 2500 * time.Millisecond, Liveness: 3 * time.Second}
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("\n got %+v\nwant %+v", got, want)
+	}
+	c = loadScaling(t, "REVERB_SCALING_ENABLED=1", "REDIS_CLUSTER_NODES=10.0.0.1:7000, 10.0.0.2:7000", "REDIS_LIVENESS=1.5")
+	if got := clusterConfig(c); !reflect.DeepEqual(got.ClusterNodes, []string{"10.0.0.1:7000", "10.0.0.2:7000"}) || got.Liveness != 1500*time.Millisecond {
+		t.Fatalf("cluster mode: %+v", got)
+	}
+	c = loadScaling(t, "REVERB_SCALING_ENABLED=1", "REDIS_SENTINEL_NODES=s1:26379,s2:26379", "REDIS_SENTINEL_MASTER=mymaster", "REDIS_SENTINEL_PASSWORD=sp")
+	if got := clusterConfig(c); !reflect.DeepEqual(got.SentinelNodes, []string{"s1:26379", "s2:26379"}) || got.SentinelMaster != "mymaster" || got.SentinelPassword != "sp" {
+		t.Fatalf("sentinel mode: %+v", got)
+	}
+	t.Chdir(t.TempDir())
+	for _, bad := range [][]string{
+		{"REDIS_CLUSTER_NODES=a:1", "REDIS_SENTINEL_NODES=b:2", "REDIS_SENTINEL_MASTER=m"},
+		{"REDIS_SENTINEL_NODES=b:2"},
+		{"REDIS_CLUSTER_NODES=no-port"},
+	} {
+		if _, err := config.LoadConfig(config.Flags{}, append(append([]string{"REVERB_SCALING_ENABLED=1"}, bad...), scalingAppEnv...)); err == nil {
+			t.Errorf("%v: accepted", bad)
+		}
 	}
 	c = loadScaling(t, "REVERB_SCALING_ENABLED=1", "REDIS_HOST=cache", "REDIS_PORT=6380")
 	if got := clusterConfig(c); got.Addr != "cache:6380" || got.Channel != "reverb" || got.TLS || got.Timeout != time.Minute {

@@ -45,6 +45,11 @@ import (
 //	REVERB_METRICS_PORT              servers.reverb.metrics.port         9601
 //	REVERB_METRICS_TOKEN             servers.reverb.metrics.token        (none: no auth)
 //	(none)                           servers.reverb.scaling.server.scheme  "tls" = TLS to Redis
+//	REDIS_LIVENESS                   servers.reverb.scaling.server.liveness  3 s
+//	REDIS_CLUSTER_NODES              servers.reverb.scaling.server.cluster_nodes  none (Redis Cluster)
+//	REDIS_SENTINEL_NODES             servers.reverb.scaling.server.sentinel_nodes  none (Sentinel)
+//	REDIS_SENTINEL_MASTER            servers.reverb.scaling.server.sentinel_master
+//	REDIS_SENTINEL_PASSWORD          servers.reverb.scaling.server.sentinel_password
 //	REVERB_APP_SIGNIN                apps.apps[].signin                  true
 //	REVERB_APP_CACHE_TTL             apps.apps[].cache_ttl               1800 s
 //	REVERB_APP_TERMINATE_CODE        apps.apps[].terminate_code          4009
@@ -166,9 +171,20 @@ type RedisConfig struct {
 	Username string
 	Password string
 	DB       int
-	// Timeout is how long a lost connection is retried before giving up; default 60 s.
+	// Timeout is how long one connection attempt may take (Laravel's
+	// connect timeout); default 60 s.
 	Timeout time.Duration
-	TLS     bool // rediss:// or tls:// URL, or scheme: tls
+	// Liveness is how long a connected Redis may leave a command or PING
+	// unanswered (REDIS_LIVENESS); default 3 s.
+	Liveness time.Duration
+	TLS      bool // rediss:// or tls:// URL, or scheme: tls
+	// ClusterNodes selects Redis Cluster mode (REDIS_CLUSTER_NODES).
+	ClusterNodes []string
+	// SentinelNodes, SentinelMaster and SentinelPassword select Sentinel
+	// mode (REDIS_SENTINEL_NODES, _MASTER, _PASSWORD).
+	SentinelNodes    []string
+	SentinelMaster   string
+	SentinelPassword string
 }
 
 // Flags are the `reverb start` flags; nil pointers were not given. Empty
@@ -188,6 +204,7 @@ const (
 	defaultRedisHost         = "127.0.0.1"
 	defaultRedisPort         = 6379
 	defaultRedisTimeout      = 60 * time.Second
+	defaultRedisLiveness     = 3 * time.Second
 	defaultTimestampWindow   = 600 * time.Second
 	defaultMaxOutboundBuffer = 4 << 20
 	defaultMaxNodeBuffer     = 256 << 20
@@ -566,6 +583,25 @@ func (s *sources) scaling(sc *ScalingConfig) error {
 	add(e)
 	r.Timeout, e = server("REDIS_TIMEOUT", "timeout").seconds(defaultRedisTimeout)
 	add(e)
+	r.Liveness, e = server("REDIS_LIVENESS", "liveness").seconds(defaultRedisLiveness)
+	add(e)
+	if r.Liveness <= 0 {
+		r.Liveness = defaultRedisLiveness
+	}
+	r.ClusterNodes, e = server("REDIS_CLUSTER_NODES", "cluster_nodes").addrList()
+	add(e)
+	r.SentinelNodes, e = server("REDIS_SENTINEL_NODES", "sentinel_nodes").addrList()
+	add(e)
+	r.SentinelMaster, e = server("REDIS_SENTINEL_MASTER", "sentinel_master").str("")
+	add(e)
+	r.SentinelPassword, e = server("REDIS_SENTINEL_PASSWORD", "sentinel_password").str("")
+	add(e)
+	switch {
+	case len(r.ClusterNodes) > 0 && len(r.SentinelNodes) > 0:
+		add(errors.New("REDIS_CLUSTER_NODES and REDIS_SENTINEL_NODES are both set; choose one Redis mode"))
+	case len(r.SentinelNodes) > 0 && r.SentinelMaster == "":
+		add(errors.New("REDIS_SENTINEL_NODES is set but REDIS_SENTINEL_MASTER (the master name) is not"))
+	}
 	scheme, e := server("", "scheme").str("")
 	add(e)
 	switch strings.ToLower(scheme) {
@@ -581,6 +617,40 @@ func (s *sources) scaling(sc *ScalingConfig) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// addrList reads "host:port" addresses: a comma-separated string (env) or
+// a list of strings (config file).
+func (st setting) addrList() ([]string, error) {
+	var parts []string
+	switch v := st.v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		parts = strings.Split(v, ",")
+	case []any:
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return nil, st.errorf("want a list of host:port strings, got %s", describe(v))
+			}
+			parts = append(parts, s)
+		}
+	default:
+		return nil, st.errorf("want host:port addresses, got %s", describe(v))
+	}
+	var out []string
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			return nil, st.errorf("%q is not host:port", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // applyRedisURL overrides r with the parts present in a Laravel-style Redis

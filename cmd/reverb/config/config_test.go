@@ -44,7 +44,7 @@ func TestDefaults(t *testing.T) {
 		Host:              "0.0.0.0",
 		Port:              8080,
 		MaxRequestSize:    10_000,
-		Scaling:           ScalingConfig{Channel: "reverb", Redis: RedisConfig{Host: "127.0.0.1", Port: 6379, Timeout: 60 * time.Second}},
+		Scaling:           ScalingConfig{Channel: "reverb", Redis: RedisConfig{Host: "127.0.0.1", Port: 6379, Timeout: 60 * time.Second, Liveness: 3 * time.Second}},
 		Metrics:           MetricsConfig{Host: "127.0.0.1", Port: 9601},
 		TimestampWindow:   600 * time.Second,
 		MaxOutboundBuffer: 4 << 20,
@@ -191,7 +191,7 @@ func TestServerEnvVars(t *testing.T) {
 		Debug:          true,
 		TLS:            TLSConfig{Cert: "/c.pem", Key: "/k.pem", Passphrase: "pw"},
 		Scaling: ScalingConfig{Enabled: true, Channel: "fleet", Redis: RedisConfig{
-			Host: "redis.internal", Port: 6380, Username: "bob", Password: "p#ss", DB: 3, Timeout: 2500 * time.Millisecond,
+			Host: "redis.internal", Port: 6380, Username: "bob", Password: "p#ss", DB: 3, Timeout: 2500 * time.Millisecond, Liveness: 3 * time.Second,
 		}},
 		Metrics:               MetricsConfig{Host: "127.0.0.1", Port: 9601},
 		TimestampWindow:       0,
@@ -245,7 +245,7 @@ func TestRedisURLForms(t *testing.T) {
 			t.Errorf("%s: %v", tt.url, err)
 			continue
 		}
-		if got != tt.want {
+		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tt.url, got, tt.want)
 		}
 	}
@@ -261,16 +261,16 @@ func TestRedisURLWiring(t *testing.T) {
 	t.Chdir(t.TempDir())
 	env := append([]string{"REDIS_URL=rediss://u:p@from-env:7001/2", "REDIS_HOST=ignored", "REDIS_DB=9"}, appEnv...)
 	c := mustLoad(t, Flags{}, env...)
-	want := RedisConfig{Host: "from-env", Port: 7001, Username: "u", Password: "p", DB: 2, Timeout: time.Minute, TLS: true}
-	if c.Scaling.Redis != want {
+	want := RedisConfig{Host: "from-env", Port: 7001, Username: "u", Password: "p", DB: 2, Timeout: time.Minute, Liveness: 3 * time.Second, TLS: true}
+	if !reflect.DeepEqual(c.Scaling.Redis, want) {
 		t.Fatalf("env REDIS_URL:\n got %+v\nwant %+v", c.Scaling.Redis, want)
 	}
 
 	// The file's url wins over REDIS_URL, and its parts win over the file's fields.
 	p := writeFile(t, t.TempDir(), "r.yaml", "servers:\n  reverb:\n    scaling:\n      server:\n        url: redis://from-file\n        port: 7100\n        database: 4\n")
 	c = mustLoad(t, Flags{ConfigFile: &p}, env...)
-	want = RedisConfig{Host: "from-file", Port: 7100, Username: "", Password: "", DB: 4, Timeout: time.Minute}
-	if c.Scaling.Redis != want {
+	want = RedisConfig{Host: "from-file", Port: 7100, Username: "", Password: "", DB: 4, Timeout: time.Minute, Liveness: 3 * time.Second}
+	if !reflect.DeepEqual(c.Scaling.Redis, want) {
 		t.Fatalf("file url:\n got %+v\nwant %+v", c.Scaling.Redis, want)
 	}
 
