@@ -129,7 +129,9 @@ func startHookNode(t testing.TB, r *redisServer, name, url string, delay time.Du
 	cfg := loop.Config{Addr: freeAddr(t), Apps: set, Loops: 2, Hooks: s}
 	if r != nil {
 		logs := &logRecorder{t: t}
-		b, err := cluster.New(cluster.Config{Channel: prefix, Addr: r.addr, Timeout: time.Second, NodeID: name},
+		ccfg := r.config()
+		ccfg.NodeID = name
+		b, err := cluster.New(ccfg,
 			slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		if err != nil {
 			t.Fatal(err)
@@ -172,7 +174,7 @@ func startHookCluster(t testing.TB, count int, url string, delay time.Duration) 
 		}
 		wg.Wait()
 	})
-	waitNumSub(t, r, prefix, count)
+	waitNumSub(t, r, controlChannel(), count)
 	return r, nodes
 }
 
@@ -310,7 +312,7 @@ func TestWebhookTransitionsWaitingForRedisAreBounded(t *testing.T) {
 	rec := newHookReceiver(t)
 	r := startRedis(t)
 	n := startHookNode(t, r, "A", rec.srv.URL, time.Second, func(o *webhook.Options) { o.QueueSize = 4 })
-	waitNumSub(t, r, prefix, 1)
+	waitNumSub(t, r, controlChannel(), 1)
 	first := n.connect("first")
 	first.subscribe("room") // the channel is ready: later subscribers need no Redis
 	cs := make([]*wsClient, 20)
