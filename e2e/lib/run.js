@@ -7,10 +7,13 @@
 // faye-websocket keeps a 30 s close timer alive; it must not stall the run.
 //
 // E2E_CLUSTER chooses the runs:
-//   unset  the single-node run, then the cluster run if CLUSTER_BY_DEFAULT
+//   unset  the single-node run, then (if CLUSTER_BY_DEFAULT) the cluster run
+//          on one redis-server and the cluster run on a Redis Cluster
 //   0      the single-node run only
 //   1      the cluster run only
 //   both   both runs
+//   redis-cluster  the cluster run only, its nodes bridged by a Redis Cluster
+//          of three masters (sharded pub/sub) instead of one redis-server
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -46,8 +49,9 @@ const allFiles = fs
 
 const mode = process.env.E2E_CLUSTER;
 const runs = [];
-if (mode !== '1') runs.push('single');
+if (mode !== '1' && mode !== 'redis-cluster') runs.push('single');
 if (mode === '1' || mode === 'both' || (mode === undefined && CLUSTER_BY_DEFAULT)) runs.push('cluster');
+if (mode === 'redis-cluster' || (mode === undefined && CLUSTER_BY_DEFAULT)) runs.push('redis-cluster');
 
 function redisAvailable() {
   const bin = process.env.REDIS_SERVER_BIN || 'redis-server';
@@ -58,12 +62,14 @@ function redisAvailable() {
 const bin = binary();
 const results = [];
 for (const run of runs) {
-  const cluster = run === 'cluster';
+  const cluster = run === 'cluster' || run === 'redis-cluster';
   const files = allFiles.filter((f) => !(cluster && CLUSTER_SKIP[f]));
   console.log(
-    cluster
-      ? '\n=== cluster run: 1 redis-server + 3 nodes per test file (E2E_CLUSTER=1) ==='
-      : '\n=== single-node run: 1 server process per test file ===',
+    run === 'redis-cluster'
+      ? '\n=== Redis Cluster run: a 3-master Redis Cluster + 3 nodes per test file (E2E_CLUSTER=redis-cluster) ==='
+      : cluster
+        ? '\n=== cluster run: 1 redis-server + 3 nodes per test file (E2E_CLUSTER=1) ==='
+        : '\n=== single-node run: 1 server process per test file ===',
   );
   if (cluster) {
     for (const [f, why] of Object.entries(CLUSTER_SKIP)) console.log(`skipped in the cluster run: ${f}: ${why}`);
@@ -77,13 +83,17 @@ for (const run of runs) {
   const res = spawnSync(
     process.execPath,
     ['--test', '--test-concurrency=2', '--test-force-exit', ...process.argv.slice(2), ...files.map((f) => path.join(testDir, f))],
-    { stdio: 'inherit', env: { ...process.env, REVERB_BIN: bin, E2E_CLUSTER: cluster ? '1' : '0' } },
+    {
+      stdio: 'inherit',
+      env: { ...process.env, REVERB_BIN: bin, E2E_CLUSTER: cluster ? '1' : '0', E2E_REDIS: run === 'redis-cluster' ? 'cluster' : 'single' },
+    },
   );
   results.push({ run, status: res.status ?? 1, seconds: (Date.now() - start) / 1000 });
 }
 
 console.log('');
 for (const r of results) {
-  console.log(`${r.run === 'cluster' ? 'cluster run    ' : 'single-node run'}: ${r.status === 0 ? 'passed' : 'FAILED'} in ${r.seconds.toFixed(1)} s`);
+  const label = { single: 'single-node run', cluster: 'cluster run    ', 'redis-cluster': 'Redis Cluster run' }[r.run];
+  console.log(`${label}: ${r.status === 0 ? 'passed' : 'FAILED'} in ${r.seconds.toFixed(1)} s`);
 }
 process.exitCode = results.every((r) => r.status === 0) ? 0 : 1;

@@ -82,6 +82,11 @@ export function appConfig(overrides) {
 // instead of one process.
 export const CLUSTER = process.env.E2E_CLUSTER === '1';
 export const CLUSTER_NODES = 3;
+// REDIS_CLUSTER is true when the cluster run bridges its nodes over a Redis
+// Cluster of REDIS_MASTERS masters (E2E_REDIS=cluster, set by lib/run.js for
+// E2E_CLUSTER=redis-cluster) instead of one redis-server.
+export const REDIS_CLUSTER = process.env.E2E_REDIS === 'cluster';
+export const REDIS_MASTERS = 3;
 
 // startServer starts what a test file talks to: one `reverb start` process,
 // or in cluster mode one redis-server plus three nodes scaled over it, with
@@ -139,7 +144,10 @@ export async function startNode(opts = {}) {
     if (opts.metrics.token) env.REVERB_METRICS_TOKEN = opts.metrics.token;
     metricsUrl = `http://127.0.0.1:${mport}`;
   }
-  if (opts.redisPort) {
+  if (opts.redisNodes) {
+    env.REVERB_SCALING_ENABLED = 'true';
+    env.REDIS_CLUSTER_NODES = opts.redisNodes.map((p) => `127.0.0.1:${p}`).join(',');
+  } else if (opts.redisPort) {
     env.REVERB_SCALING_ENABLED = 'true';
     env.REDIS_HOST = '127.0.0.1';
     env.REDIS_PORT = String(opts.redisPort);
@@ -304,13 +312,13 @@ function parseReply(buf, i) {
 // startRedis runs `redis-server` (REDIS_SERVER_BIN overrides the path) on a
 // free loopback port without persistence and resolves once it answers
 // PING. A port taken between freePort and the bind is retried.
-export async function startRedis() {
+export async function startRedis(extra = () => []) {
   const bin = process.env.REDIS_SERVER_BIN || 'redis-server';
   let lastErr = null;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-e2e-redis-'));
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp];
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp, ...(await extra(tmp))];
     const child = spawn(bin, args, { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
     const proc = watch(child);
     const deadline = Date.now() + 10000;
@@ -346,15 +354,74 @@ export async function startRedis() {
   throw lastErr;
 }
 
+// startRedisCluster starts REDIS_MASTERS redis-servers in cluster mode,
+// gives each an equal share of the 16384 slots, joins them (CLUSTER MEET
+// with their bus ports) and resolves once every node reports
+// cluster_state:ok. Same shape as startRedis: ports, logs(), stop().
+export async function startRedisCluster() {
+  const servers = [];
+  const buses = [];
+  const stop = async () => Promise.all(servers.map((r) => r.stop()));
+  try {
+    for (let i = 0; i < REDIS_MASTERS; i++) {
+      const bus = await freePort();
+      buses.push(bus);
+      servers.push(
+        await startRedis((dir) => [
+          '--cluster-enabled', 'yes', '--cluster-port', String(bus),
+          '--cluster-config-file', path.join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000',
+        ]),
+      );
+    }
+    for (let i = 0; i < REDIS_MASTERS; i++) {
+      const lo = Math.floor((i * 16384) / REDIS_MASTERS);
+      const hi = Math.floor(((i + 1) * 16384) / REDIS_MASTERS) - 1;
+      await redisCall(servers[i].port, 'CLUSTER', 'ADDSLOTSRANGE', String(lo), String(hi));
+      if (i > 0) await redisCall(servers[0].port, 'CLUSTER', 'MEET', '127.0.0.1', String(servers[i].port), String(buses[i]));
+    }
+    const deadline = Date.now() + 20000;
+    for (const r of servers) {
+      for (;;) {
+        const info = String(await redisCall(r.port, 'CLUSTER', 'INFO'));
+        if (info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${REDIS_MASTERS}\r`)) break;
+        if (Date.now() > deadline) throw new Error(`Redis Cluster node ${r.port} not ready: ${info}`);
+        await sleep(50);
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    port: servers[0].port,
+    ports: servers.map((r) => r.port),
+    pids: servers.map((r) => r.pid),
+    logs: () => servers.map((r, i) => `--- redis cluster node ${i}\n${r.logs()}`).join('\n'),
+    stop,
+  };
+}
+
+// controlSubscribers counts the nodes listening on the control channel:
+// PUBSUB NUMSUB "reverb" on one Redis, or PUBSUB SHARDNUMSUB "{reverb}" (a
+// shard channel) summed over a Redis Cluster's nodes.
+async function controlSubscribers(redis) {
+  if (!REDIS_CLUSTER) return (await redisCall(redis.port, 'PUBSUB', 'NUMSUB', 'reverb'))[1];
+  let n = 0;
+  for (const p of redis.ports) n += (await redisCall(p, 'PUBSUB', 'SHARDNUMSUB', '{reverb}'))[1];
+  return n;
+}
+
 // startCluster starts one redis-server and CLUSTER_NODES `reverb start`
 // processes with the same apps and scaling enabled against it, and resolves
 // once every node answers /up and every node's broker has subscribed the
 // control channel (PUBSUB NUMSUB "reverb"), i.e. the cluster is formed.
 // Its stop() stops every node and then Redis, each by PID.
 export async function startCluster(opts = {}) {
-  const redis = await startRedis();
+  const redis = REDIS_CLUSTER ? await startRedisCluster() : await startRedis();
+  // On a Redis Cluster one seed is enough for a node: each gets a different one.
+  const redisOpts = (i) => (REDIS_CLUSTER ? { redisNodes: [redis.ports[i % redis.ports.length]] } : { redisPort: redis.port });
   const started = await Promise.allSettled(
-    Array.from({ length: CLUSTER_NODES }, () => startNode({ ...opts, redisPort: redis.port })),
+    Array.from({ length: CLUSTER_NODES }, (_, i) => startNode({ ...opts, ...redisOpts(i) })),
   );
   const nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
   const stop = async () => {
@@ -373,8 +440,7 @@ export async function startCluster(opts = {}) {
   for (;;) {
     let subscribers = 0;
     try {
-      const reply = await redisCall(redis.port, 'PUBSUB', 'NUMSUB', 'reverb');
-      subscribers = reply[1];
+      subscribers = await controlSubscribers(redis);
     } catch {}
     if (subscribers >= CLUSTER_NODES) break;
     if (Date.now() > deadline) {
