@@ -455,12 +455,19 @@ func startNodeApp(t testing.TB, r *redisServer, name string, app pusher.App, opt
 // node listens on the control channel.
 func startCluster(t testing.TB, count int, opts ...nodeOpt) (*redisServer, []*node) {
 	t.Helper()
+	return startNodes(t, count, func(r *redisServer, name string) *node { return startNode(t, r, name, opts...) })
+}
+
+// startNodes starts a redis-server and count nodes named A, B, … on it with
+// start, stops them side by side when the test ends (each server takes a
+// while to stop), and waits until every node listens.
+func startNodes(t testing.TB, count int, start func(r *redisServer, name string) *node) (*redisServer, []*node) {
+	t.Helper()
 	r := startRedis(t)
 	nodes := make([]*node, count)
 	for i := range nodes {
-		nodes[i] = startNode(t, r, string(rune('A'+i)), opts...)
+		nodes[i] = start(r, string(rune('A'+i)))
 	}
-	// Each server takes a while to stop; stop them side by side.
 	t.Cleanup(func() {
 		var wg sync.WaitGroup
 		for _, n := range nodes {

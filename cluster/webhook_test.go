@@ -162,20 +162,7 @@ func startHookNode(t testing.TB, r *redisServer, name, url string, delay time.Du
 
 func startHookCluster(t testing.TB, count int, url string, delay time.Duration) (*redisServer, []*node) {
 	t.Helper()
-	r := startRedis(t)
-	nodes := make([]*node, count)
-	for i := range nodes {
-		nodes[i] = startHookNode(t, r, string(rune('A'+i)), url, delay)
-	}
-	t.Cleanup(func() {
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			wg.Go(n.shutdown)
-		}
-		wg.Wait()
-	})
-	waitNumSub(t, r, controlChannel(), count)
-	return r, nodes
+	return startNodes(t, count, func(r *redisServer, name string) *node { return startHookNode(t, r, name, url, delay) })
 }
 
 // leave closes the client's socket.
