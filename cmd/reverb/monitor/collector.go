@@ -26,12 +26,13 @@ var (
 	dReceived      = desc("messages_received_total", "WebSocket data messages read from the app's sockets.", "app_id")
 	dLatency       = desc("delivery_latency_seconds", "From the node accepting an event (HTTP API, client event, another node's message) to its frame being written to a socket; one observation per socket.", "app_id")
 
-	dSlow       = desc("slow_consumer_closes_total", "Sockets closed with 4100 because their unsent backlog passed the per-socket bound.")
-	dBudget     = desc("node_budget_closes_total", "Sockets closed because the bytes held for the node's sockets reached the node budget.")
-	dHeld       = desc("bytes_held", "Bytes of frames held for sockets that have not yet taken them.")
-	dRefusedSub = desc("refused_subscriptions_total", "Subscriptions refused by the per-socket channel cap.")
-	dHeadClose  = desc("head_deadline_closes_total", "Connections closed because their HTTP request head was not complete in time.")
-	dRefusedPre = desc("refused_pre_upgrade_total", "Connections refused because too many were not yet upgraded.")
+	dSlow        = desc("slow_consumer_closes_total", "Sockets closed with 4100 because their unsent backlog passed the per-socket bound.")
+	dBudget      = desc("node_budget_closes_total", "Sockets closed because the bytes held for the node's sockets reached the node budget.")
+	dHeld        = desc("bytes_held", "Bytes of frames held for sockets that have not yet taken them.")
+	dRefusedSub  = desc("refused_subscriptions_total", "Subscriptions refused by the per-socket channel cap.")
+	dHeadClose   = desc("head_deadline_closes_total", "Connections closed because their HTTP request head was not complete in time.")
+	dRefusedPre  = desc("refused_pre_upgrade_total", "Connections refused because too many were not yet upgraded.")
+	dRedisSilent = desc("redis_silent_total", "Redis connections replaced because Redis left a command or PING unanswered past REDIS_LIVENESS.")
 
 	dWhSent    = desc("webhooks_sent_total", "Webhook requests answered with 2xx.")
 	dWhFailed  = desc("webhooks_failed_total", "Webhook attempts that failed (non-2xx, connection error, timeout).")
@@ -62,7 +63,7 @@ func newCollector(m *Monitor) *collector { return &collector{m} }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		dConnections, dChannels, dSubscriptions, dMembers, dSent, dReceived, dLatency,
-		dSlow, dBudget, dHeld, dRefusedSub, dHeadClose, dRefusedPre,
+		dSlow, dBudget, dHeld, dRefusedSub, dHeadClose, dRefusedPre, dRedisSilent,
 		dWhSent, dWhFailed, dWhRetried, dWhDropped, dWhQueue,
 		dAPIRequests, dAPIDuration, dInfo,
 	} {
@@ -124,6 +125,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRefusedSub, k.RefusedSubscriptions.Load())
 	counter(dHeadClose, k.HeadDeadlineCloses.Load())
 	counter(dRefusedPre, k.RefusedPreUpgrade.Load())
+	counter(dRedisSilent, k.RedisSilent.Load())
 	counter(dWhSent, k.WebhooksSent.Load())
 	counter(dWhFailed, k.WebhooksFailed.Load())
 	counter(dWhRetried, k.WebhooksRetried.Load())
