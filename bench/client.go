@@ -75,13 +75,13 @@ type cconn struct {
 // loopCounters are published once per loop iteration for the progress
 // reporter; the loop keeps the authoritative values in loopStats.
 type loopCounters struct {
-	dialed, subscribed, failed, dropped, recv, sent, cycles, errors atomic.Uint64
-	open                                                            atomic.Int64
+	dialed, subscribed, failed, dropped, recv, sent, cycles, errors, pings atomic.Uint64
+	open                                                                   atomic.Int64
 }
 
 type loopStats struct {
-	dialed, subscribed, failed, dropped, recv, sent, cycles, errors uint64
-	open                                                            int64
+	dialed, subscribed, failed, dropped, recv, sent, cycles, errors, pings uint64
+	open                                                                   int64
 }
 
 // clientLoop is one epoll loop of a worker. It dials its share of the
@@ -327,6 +327,7 @@ func (l *clientLoop) publish() {
 	p.sent.Store(s.sent)
 	p.cycles.Store(s.cycles)
 	p.errors.Store(s.errors)
+	p.pings.Store(s.pings)
 	p.open.Store(s.open)
 }
 
@@ -602,6 +603,7 @@ func (l *clientLoop) message(c *cconn, p []byte) {
 	ev := eventName(p)
 	switch {
 	case bytes.Equal(ev, evPing):
+		l.st.pings++
 		l.wbuf = wsproto.AppendClientFrame(l.wbuf[:0], ws.OpText, true, mask, pongMsg)
 		l.write(c, l.wbuf)
 	case bytes.Equal(ev, evEstab) && c.state == stHandshake:

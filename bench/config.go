@@ -72,7 +72,11 @@ type Config struct {
 	// Settle is how long churn waits after the last cycle before reading
 	// the server's RSS (0 = 2 s).
 	Settle time.Duration
-	JSON   bool
+	// Hold (fanout) keeps every subscribed socket idle this long, answering
+	// the server's pings, before the measured phase: what holding the
+	// sockets costs the server (Result.Hold).
+	Hold time.Duration
+	JSON bool
 	// NoProgress silences the once-a-second progress line.
 	NoProgress bool
 	// InProcess runs workers as goroutines over pipes instead of child
@@ -139,6 +143,7 @@ func ParseFlags(scenario string, args []string, stderr io.Writer) (Config, error
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 15*time.Second, "per-connection handshake timeout")
 	fs.DurationVar(&c.PollGap, "poll-gap", 0, "worker loops sleep this long after a poll that returned events (batches reads; adds up to this much to latencies)")
 	fs.BoolVar(&c.NoProgress, "no-progress", false, "no progress line on stderr")
+	fs.DurationVar(&c.Hold, "hold", 0, "fanout: hold the subscribed sockets idle this long (answering pings) before publishing")
 	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "churn: wait before the final server RSS reading")
 	fs.IntVar(&c.RefLoops, "ref-loops", 0, "compare: reference server loops (0 = CPUs)")
 	if err := fs.Parse(args); err != nil {

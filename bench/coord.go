@@ -75,7 +75,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		rampTime = time.Duration(float64(cfg.Conns) / cfg.Ramp * float64(time.Second))
 	}
 	connectBudget := rampTime + cfg.ConnectTimeout + 10*time.Second
-	budget := connectBudget + 2*cfg.Duration + 60*time.Second
+	budget := connectBudget + cfg.Hold + 2*cfg.Duration + 60*time.Second
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 
@@ -115,6 +115,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		// Give presence joins and subscription bookkeeping a moment to
 		// settle so the measured phase starts from a quiet server.
 		c.pump(ctx, 300*time.Millisecond, true, nil)
+	}
+	if cfg.Hold > 0 && cfg.Scenario == ScenarioFanout {
+		if res.Hold, err = c.hold(ctx); err != nil {
+			return nil, err
+		}
 	}
 
 	cliGo := selfCPU()
@@ -386,6 +391,40 @@ func (c *coord) handle(m wmsg) error {
 		return fmt.Errorf("%w: worker %d: %s", errWorkerGone, m.w, m.m.Error)
 	}
 	return nil
+}
+
+// hold keeps the sockets idle for cfg.Hold while the workers answer pings,
+// and reports what that cost: the server processes' CPU, the pings
+// answered and the sockets lost meanwhile.
+func (c *coord) hold(ctx context.Context) (*HoldResult, error) {
+	c.phase = "hold"
+	sum := func() Snapshot {
+		var s Snapshot
+		for _, h := range c.ws {
+			s.add(&h.snap)
+		}
+		return s
+	}
+	sample := func() ProcSample {
+		s, _ := SampleProcs(c.cfg.ServerPIDs) // a vanished server shows as a drop
+		return s
+	}
+	w0, s0, cli0 := sum(), sample(), selfCPU()
+	if err := c.pump(ctx, c.cfg.Hold, true, nil); err != nil {
+		return nil, err
+	}
+	w1, s1, cli1 := sum(), sample(), selfCPU()
+	c.noteRSS(s1.RSS)
+	secs := s1.At.Sub(s0.At).Seconds()
+	r := &HoldResult{Seconds: secs, Pings: w1.Pings - w0.Pings, Dropped: w1.Dropped - w0.Dropped, Open: w1.Open,
+		ServerRSSKiB: s1.RSS}
+	r.ServerCPUS = (s1.CPU - s0.CPU).Seconds()
+	r.ClientCPUS = float64((w1.CPU+cli1)-(w0.CPU+cli0)) / 1e9
+	if secs > 0 {
+		r.ServerCPUPct = 100 * r.ServerCPUS / secs
+		r.ClientCPUPct = 100 * r.ClientCPUS / secs
+	}
+	return r, nil
 }
 
 // publish runs the publisher while pumping worker messages, and notes the

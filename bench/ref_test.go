@@ -4,7 +4,9 @@ package bench
 
 import (
 	"context"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +217,60 @@ func TestHTTPAgainstRef(t *testing.T) {
 		t.Fatalf("http phases: %+v / %+v", h.NoSubscriber, h.OneSubscriber)
 	}
 	checkExact(t, &h.Receipt, h.OneSubscriber.Sent, s, before)
+	waitClosed(t, s)
+}
+
+// TestFanoutHold runs fanout with --hold against the reference server while
+// pusher:ping events reach every socket: the hold section must count the
+// pongs sent while holding, no drop, every socket open, and the publish
+// after it must still reach everyone.
+func TestFanoutHold(t *testing.T) {
+	s := startRef(t)
+	cfg := refConfig(s, ScenarioFanout)
+	cfg.Conns, cfg.Channels, cfg.Rate, cfg.Hold = 200, 2, 20, 800*time.Millisecond
+	cfg.ServerPIDs = []int{s.PID()}
+	stop := make(chan struct{})
+	pinged := make(chan struct{})
+	go func() {
+		// The ref server relays any event name, so an API event named
+		// pusher:ping looks to a client exactly like the server's ping.
+		defer close(pinged)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		url := "http://127.0.0.1:" + strconv.Itoa(s.Port()) + "/apps/1/events"
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			body := `{"name":"pusher:ping","data":"{}","channels":["` + ChannelName(cfg.ChannelType, cfg.Prefix, 0) +
+				`","` + ChannelName(cfg.ChannelType, cfg.Prefix, 1) + `"]}`
+			if resp, err := http.Post(url, "application/json", strings.NewReader(body)); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	r := run(t, cfg)
+	close(stop)
+	<-pinged
+	checkConns(t, r, 200)
+	h := r.Hold
+	if h == nil {
+		t.Fatal("no hold section in the result")
+	}
+	// Eight ping rounds fit in the hold; snapshots are taken at its edges,
+	// so allow a round or two to fall outside.
+	if h.Pings < 4*200 || h.Dropped != 0 || h.Open != 200 || h.Seconds < 0.8 || h.ServerRSSKiB <= 0 {
+		t.Fatalf("hold: %+v", h)
+	}
+	if d := r.Fanout; d.Lost != 0 || d.Received != d.Expected || d.Expected == 0 {
+		t.Fatalf("fanout after the hold: expected %d received %d lost %d", d.Expected, d.Received, d.Lost)
+	}
+	var out strings.Builder
+	PrintSummary(&out, r)
+	if !strings.Contains(out.String(), "pings answered") {
+		t.Fatalf("summary does not show the hold:\n%s", out.String())
+	}
 	waitClosed(t, s)
 }

@@ -21,6 +21,7 @@ type Result struct {
 	Started  time.Time     `json:"started"`
 	Params   Params        `json:"params"`
 	Conns    ConnResult    `json:"conns"`
+	Hold     *HoldResult   `json:"hold,omitempty"`
 	Server   *ServerResult `json:"server,omitempty"`
 	Client   ClientResult  `json:"client"`
 	Fanout   *Deliveries   `json:"fanout,omitempty"`
@@ -63,6 +64,25 @@ type ConnResult struct {
 	// PerSec the resulting connection rate.
 	ReadyS float64 `json:"ready_s"`
 	PerSec float64 `json:"per_s"`
+}
+
+// HoldResult is the idle phase of --hold: every socket subscribed and
+// quiet but for the server's pings and the harness's pongs.
+type HoldResult struct {
+	Seconds float64 `json:"seconds"`
+	// Pings answered and subscribed sockets closed by the server during
+	// the hold; Open the sockets open at its end.
+	Pings   uint64 `json:"pings"`
+	Dropped uint64 `json:"dropped"`
+	Open    int64  `json:"open"`
+	// ServerCPUS is the CPU time of every --server-pid process over the
+	// hold; ServerCPUPct that as a share of one core. ClientCPU* the same
+	// for the harness (workers and coordinator).
+	ServerCPUS   float64 `json:"server_cpu_s"`
+	ServerCPUPct float64 `json:"server_cpu_pct"`
+	ClientCPUS   float64 `json:"client_cpu_s"`
+	ClientCPUPct float64 `json:"client_cpu_pct"`
+	ServerRSSKiB int64   `json:"server_rss_kib"`
 }
 
 // ServerResult is what /proc says about the server processes.
@@ -319,6 +339,10 @@ func PrintSummary(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "  pusher:error %s\n", codes(c.ErrorCodes))
 	}
 	fmt.Fprintf(w, "  connect time  %s\n", lat(c.ConnectTime))
+	if h := r.Hold; h != nil {
+		fmt.Fprintf(w, "  hold          %.1fs idle: %d pings answered, %d dropped, %d open; server CPU %.1f%% of a core, client %.1f%%, server RSS %.1f MiB\n",
+			h.Seconds, h.Pings, h.Dropped, h.Open, h.ServerCPUPct, h.ClientCPUPct, float64(h.ServerRSSKiB)/1024)
+	}
 	if d := r.Fanout; d != nil {
 		pub(w, "publish", d.Publish)
 		deliv(w, d)

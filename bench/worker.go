@@ -111,6 +111,8 @@ type Snapshot struct {
 	Sent       uint64 `json:"sent"`
 	Cycles     uint64 `json:"cycles"`
 	Errors     uint64 `json:"errors"`
+	// Pings counts pusher:ping messages answered with pusher:pong.
+	Pings uint64 `json:"pings"`
 	// CPU is the worker's user+system time in ns; RSS its resident KiB.
 	CPU int64 `json:"cpu_ns"`
 	RSS int64 `json:"rss_kib"`
@@ -127,6 +129,7 @@ func (s *Snapshot) add(o *Snapshot) {
 	s.Sent += o.Sent
 	s.Cycles += o.Cycles
 	s.Errors += o.Errors
+	s.Pings += o.Pings
 	s.CPU += o.CPU
 }
 
@@ -435,6 +438,7 @@ func (w *worker) snapshot() Snapshot {
 		s.Sent += p.sent.Load()
 		s.Cycles += p.cycles.Load()
 		s.Errors += p.errors.Load()
+		s.Pings += p.pings.Load()
 	}
 	s.CPU = selfCPU()
 	s.RSS = selfRSS()
