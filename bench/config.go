@@ -84,6 +84,12 @@ type Config struct {
 	InProcess bool
 	// RefLoops is the reference server's loop count in compare (0 = CPUs).
 	RefLoops int
+	// WorkerNice, when set, is the nice value worker processes run at
+	// (nice(1) starts them): on a machine shared with the server, a
+	// positive value keeps the simulated browsers from taking the cores
+	// the server and the publisher (the Laravel app) need, as if the
+	// browsers were elsewhere. Nil = inherit this process's.
+	WorkerNice *int
 }
 
 // Defaults per scenario for flags the user did not set.
@@ -146,6 +152,14 @@ func ParseFlags(scenario string, args []string, stderr io.Writer) (Config, error
 	fs.DurationVar(&c.Hold, "hold", 0, "fanout: hold the subscribed sockets idle this long (answering pings) before publishing")
 	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "churn: wait before the final server RSS reading")
 	fs.IntVar(&c.RefLoops, "ref-loops", 0, "compare: reference server loops (0 = CPUs)")
+	fs.Func("worker-nice", "run worker processes at this nice value (default: inherit)", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < -20 || n > 19 {
+			return errors.New("a nice value from -20 to 19")
+		}
+		c.WorkerNice = &n
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -140,8 +140,9 @@ func TestFanoutPollGap(t *testing.T) {
 
 // TestFanoutWorkerProcesses runs fanout with two worker processes (this
 // test binary re-executed) and a private channel type, so signing, the
-// JSON line protocol and cross-process merging are all exercised. The ref
-// server's PID (this process) stands in for a server PID.
+// JSON line protocol and cross-process merging are all exercised, with
+// --worker-nice. The ref server's PID (this process) stands in for a
+// server PID.
 func TestFanoutWorkerProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
@@ -152,10 +153,15 @@ func TestFanoutWorkerProcesses(t *testing.T) {
 	cfg.Workers, cfg.Loops = 2, 1
 	cfg.Conns, cfg.Channels, cfg.Rate, cfg.ChannelType = 200, 4, 40, "private"
 	cfg.ServerPIDs = []int{s.PID()}
+	nice := 7
+	cfg.WorkerNice = &nice
 	before := s.Stats()
 	r := run(t, cfg)
 	checkConns(t, r, 200)
 	checkExact(t, r.Fanout, r.Fanout.Publish.Sent*50, s, before)
+	if r.Client.Nice != 7 {
+		t.Fatalf("workers ran at nice %d, want the --worker-nice 7", r.Client.Nice)
+	}
 	if r.Server == nil || r.Server.RSSReadyKiB <= 0 || r.Server.CPUPerMillion <= 0 {
 		t.Fatalf("server metrics missing: %+v", r.Server)
 	}

@@ -116,6 +116,8 @@ type ClientResult struct {
 	USPerDeliver float64 `json:"us_per_delivery,omitempty"`
 	RSSKiB       int64   `json:"rss_kib"`
 	KiBPerConn   float64 `json:"kib_per_conn"`
+	// Nice is the workers' nice value (--worker-nice), when not 0.
+	Nice int `json:"nice,omitempty"`
 }
 
 // Deliveries is the fanout or whisper outcome.
@@ -271,7 +273,7 @@ func (c *coord) fill(res *Result, w *WorkerResult, t resultTimes, pubs []Publish
 	coordCPU := float64(t.cliEnd-t.cliGo) / 1e9
 	workerCPU := float64(w.CPUStop) / 1e9
 	res.Client = ClientResult{Workers: cfg.Workers, Loops: cfg.Loops, WorkerCPUS: workerCPU, CoordCPUS: coordCPU,
-		CPUS: workerCPU + coordCPU, RSSKiB: w.RSSReady}
+		CPUS: workerCPU + coordCPU, RSSKiB: w.RSSReady, Nice: w.Snap.Nice}
 	if measured > 0 {
 		res.Client.CPUPct = 100 * res.Client.CPUS / measured
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Scenario names, as given on the command line.
@@ -113,6 +115,8 @@ type Snapshot struct {
 	Errors     uint64 `json:"errors"`
 	// Pings counts pusher:ping messages answered with pusher:pong.
 	Pings uint64 `json:"pings"`
+	// Nice is the worker's nice value (merged: the highest).
+	Nice int `json:"nice,omitempty"`
 	// CPU is the worker's user+system time in ns; RSS its resident KiB.
 	CPU int64 `json:"cpu_ns"`
 	RSS int64 `json:"rss_kib"`
@@ -130,6 +134,7 @@ func (s *Snapshot) add(o *Snapshot) {
 	s.Cycles += o.Cycles
 	s.Errors += o.Errors
 	s.Pings += o.Pings
+	s.Nice = max(s.Nice, o.Nice)
 	s.CPU += o.CPU
 }
 
@@ -442,6 +447,9 @@ func (w *worker) snapshot() Snapshot {
 	}
 	s.CPU = selfCPU()
 	s.RSS = selfRSS()
+	if p, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil {
+		s.Nice = 20 - p // the raw syscall returns 20 - nice
+	}
 	return s
 }
 
