@@ -66,21 +66,33 @@ type peer struct {
 // queued behind messages or retried, and it never counts in Stats.
 func (b *Broker) runStats() {
 	defer close(b.statsDone)
-	pub := time.NewTicker(statsEvery)
-	defer pub.Stop()
+	var buf []byte
+	b.publishStats(&buf) // the first at once: the others learn of us now
+	// Then every node publishes at the start of a wall-clock second, so
+	// the heartbeats of a whole fleet reach each node together and are
+	// read in a few wake-ups instead of one per node: 55 idle nodes on
+	// two cores took 46 % of a core with scattered heartbeats, 19 %
+	// aligned (README, "A million connections").
+	now := time.Now()
+	align := time.NewTimer(now.Truncate(statsEvery).Add(statsEvery).Sub(now))
+	defer align.Stop()
 	// Expiry is checked more often than reports arrive, so a silent node
 	// stops counting close to statsExpiry after its last report.
 	exp := time.NewTicker(statsExpiryCheck)
 	defer exp.Stop()
-	var buf []byte
-	b.publishStats(&buf)
+	var pub <-chan time.Time
 	for {
 		select {
 		case <-b.quit:
 			return
 		case now := <-exp.C:
 			b.expirePeers(now)
-		case <-pub.C:
+		case <-align.C:
+			t := time.NewTicker(statsEvery)
+			defer t.Stop()
+			pub = t.C
+			b.publishStats(&buf)
+		case <-pub:
 			b.publishStats(&buf)
 		}
 	}
