@@ -479,9 +479,9 @@ func (c *coord) publish(ctx context.Context, p *Publisher, first int64, d time.D
 func (c *coord) drain(ctx context.Context, want uint64) error {
 	// A big run's broadcast takes seconds to reach everyone, and workers
 	// busy reading report late: the wait grows with the sockets (a
-	// million: up to 60 s, and 5.75 s without news before giving up).
+	// million: up to 130 s, and 5.75 s without news before giving up).
 	n := time.Duration(c.cfg.Conns)
-	deadline := time.Now().Add(10*time.Second + n*50*time.Microsecond)
+	deadline := time.Now().Add(10*time.Second + n*120*time.Microsecond)
 	idle := 3*progressEvery + n*5*time.Microsecond
 	last, lastCyc := c.totals()
 	stableSince := time.Now()
