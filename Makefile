@@ -1,6 +1,6 @@
 # The test command named in README: installs what the tests need (npm
 # packages, Debian's chromium when run as root) and runs every test.
-.PHONY: test test-go test-race test-alloc test-e2e deps fuzz bench bench-micro bench-100k abuse build run vet vet-cross image image-if-present bench-webhooks
+.PHONY: test test-go test-race test-alloc test-e2e deps fuzz bench bench-micro bench-100k bench-1m abuse build run vet vet-cross image image-if-present bench-webhooks
 
 GO ?= go
 
@@ -88,6 +88,12 @@ bench:
 # Redis, and one broadcast timed to all of them (scripts/bench-100k.sh).
 bench-100k:
 	bash scripts/bench-100k.sh
+
+# 1,000,000 subscribed connections over as many server processes as it
+# takes, held idle for a minute answering pings, then one timed broadcast
+# (scripts/bench-1m.sh; run scripts/tune-host.sh --apply --conns 1m first).
+bench-1m:
+	bash scripts/bench-1m.sh
 
 # Webhook target: 1,000 presence members join and leave in a burst, on one
 # node and on three nodes with a real redis-server (README, "Webhooks").
