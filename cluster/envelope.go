@@ -143,7 +143,8 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // envelope is a decoded envelope. Its byte slices point into the decoder's
-// parser and buffer and are valid until the next decode.
+// parser and buffer, or into the message itself (readMessage), and are
+// valid until the next decode. Nobody writes through them.
 type envelope struct {
 	kind    kind
 	node    []byte
@@ -197,6 +198,14 @@ type decoder struct {
 // decode parses one envelope. Foreign or malformed input is an error, never
 // a panic.
 func (d *decoder) decode(msg string, e *envelope) error {
+	if readMessage(msg, e) {
+		return nil // the common case, without a parse tree (passthrough.go)
+	}
+	return d.decodeTree(msg, e)
+}
+
+// decodeTree parses any envelope into a parse tree and reads it.
+func (d *decoder) decodeTree(msg string, e *envelope) error {
 	v, err := d.p.Parse(msg)
 	if err != nil {
 		return errNotEnvelope

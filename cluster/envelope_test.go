@@ -3,7 +3,10 @@ package cluster
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/valyala/fastjson"
 )
 
 // The encoder is checked against encoding/json as the oracle.
@@ -149,9 +152,25 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"v":1,"type":"cached","app":"a","channel":"c","node":"n","payload":{"event":"e"}}`)
 	f.Add(string(appendQuery(nil, "n", 7, "1001", "presence-", true, true)))
 	f.Add(`{"v":1,"type":"answer","node":"n","id":7,"channels":[["c",2,1,["u"]]]}`)
+	f.Add(`{"v":1,"type":"message","node":"n","app":"1","channel":"c","t":12,"payload":{"event":"e"}}`)
+	f.Add(`{"v":1,"type":"message","node":"n\u0041","app":"1","channel":"c","payload":{}}`)
+	f.Add(`{"v":1,"type":"message","node":"n","app":"1","channel":"c","payload":{"a":1},"x":2}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		var d decoder
 		var e envelope
+		// The pass-through reader and the parse tree agree on every
+		// envelope in appendMessage's layout (payload last, one object).
+		var fast, tree envelope
+		if readMessage(in, &fast) && fastjson.ValidateBytes(fast.payload) == nil {
+			var dt decoder
+			if dt.decodeTree(in, &tree) == nil {
+				if tree.kind != kindMessage || string(fast.node) != string(tree.node) || string(fast.app) != string(tree.app) ||
+					string(fast.channel) != string(tree.channel) || string(fast.except) != string(tree.except) ||
+					fast.sent != tree.sent || !bytes.Equal(fast.payload, tree.payload) {
+					t.Fatalf("pass-through and parse tree disagree on %q", in)
+				}
+			}
+		}
 		if d.decode(in, &e) != nil || e.kind != kindMessage {
 			return
 		}
@@ -190,5 +209,51 @@ func BenchmarkDecodeMessage(b *testing.B) {
 		if err := d.decode(msg, &e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecodeMessage1K decodes a message envelope carrying a 1 KiB
+// event, the size where parsing and re-encoding the payload used to
+// dominate (README, "Cross-node delivery").
+func BenchmarkDecodeMessage1K(b *testing.B) {
+	data := strings.Repeat("x", 1000)
+	msg := string(appendMessage(nil, "3f2a9c0d11e4b7a8", "1001", "private-orders.42", "123456.789012",
+		[]byte(`{"event":"App\\Events\\OrderShipped","channel":"private-orders.42","data":"{\"note\":\"`+data+`\"}"}`)))
+	var d decoder
+	var e envelope
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if err := d.decode(msg, &e); err != nil || len(e.payload) < 1000 {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestMessagePassThrough checks that what appendMessage writes is read
+// without a parse tree, its payload handed on as the very bytes that
+// arrived, and that heads the fast reader does not take (escaped strings)
+// still decode through the parse tree to the same fields.
+func TestMessagePassThrough(t *testing.T) {
+	payload := []byte(`{"event":"e","channel":"c","data":"{\"a\":1}"}`)
+	msg := string(appendMessage(nil, "node-1", "1001", "c", "1.2", payload))
+	var e envelope
+	if !readMessage(msg, &e) {
+		t.Fatalf("appendMessage's layout not taken by the pass-through: %s", msg)
+	}
+	if &e.payload[0] != &bytesOf(msg)[strings.Index(msg, `"payload":`)+len(`"payload":`)] {
+		t.Fatal("payload was copied, not passed through")
+	}
+	if string(e.payload) != string(payload) || string(e.node) != "node-1" || string(e.app) != "1001" ||
+		string(e.channel) != "c" || string(e.except) != "1.2" || e.sent == 0 {
+		t.Fatalf("fields: %+v", e)
+	}
+	escaped := string(appendMessage(nil, "node\"1", "1001", "c", "", payload))
+	var d decoder
+	if readMessage(escaped, &e) {
+		t.Fatal("an escaped head was taken by the pass-through")
+	}
+	if err := d.decode(escaped, &e); err != nil || string(e.node) != `node"1` || string(e.payload) != string(payload) {
+		t.Fatalf("escaped head through the parse tree: %v %+v", err, e)
 	}
 }
