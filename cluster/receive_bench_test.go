@@ -82,8 +82,9 @@ func benchReceive(b *testing.B, payload string) {
 // receiveOne is the per-message work of runReceiver after go-redis returned
 // msg.
 func receiveOne(b *Broker, r *receiver, msg any) {
-	b.lastSeen.Store(time.Now().UnixNano())
-	b.onPubSub(r, msg)
+	now := time.Now().UnixNano()
+	b.lastSeen.Store(now)
+	b.onPubSub(r, msg, now)
 }
 
 func BenchmarkReceiveSmall(b *testing.B) {
