@@ -257,3 +257,16 @@ func TestMessagePassThrough(t *testing.T) {
 		t.Fatalf("escaped head through the parse tree: %v %+v", err, e)
 	}
 }
+
+// TestMessageCutAnywhere: a message envelope cut at any length is refused
+// by both readers, never half-delivered.
+func TestMessageCutAnywhere(t *testing.T) {
+	msg := string(appendMessage(nil, "n1", "1001", "news", "1.2", []byte(`{"event":"e","channel":"news","data":"{\"a\":1}"}`)))
+	var d decoder
+	var e envelope
+	for i := range len(msg) {
+		if err := d.decode(msg[:i], &e); err == nil {
+			t.Fatalf("%q (cut at %d) accepted as %+v", msg[:i], i, e)
+		}
+	}
+}

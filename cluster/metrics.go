@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"time"
-
 	"github.com/goreverb/reverb/hub"
 )
 
@@ -16,10 +14,10 @@ type metrics struct {
 }
 
 // crossNode observes the latency of a message queued at unix µs sent (0 =
-// sender too old to stamp). Receiver goroutine.
-func (m *metrics) crossNode(sent int64) {
+// sender too old to stamp) and received at unix ns now. Receiver goroutine.
+func (m *metrics) crossNode(sent, now int64) {
 	if sent > 0 {
-		m.latency.Observe((time.Now().UnixMicro()-sent)*1000, 1)
+		m.latency.Observe(now-sent*1000, 1)
 	}
 }
 

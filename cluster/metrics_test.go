@@ -23,8 +23,8 @@ func TestMessageCarriesSendTime(t *testing.T) {
 		t.Fatalf("payload %s", e.payload)
 	}
 	var m metrics
-	m.crossNode(e.sent)
-	m.crossNode(0) // an old sender's envelope: not observed
+	m.crossNode(e.sent, time.Now().UnixNano())
+	m.crossNode(0, time.Now().UnixNano()) // an old sender's envelope: not observed
 	if h := m.latency.Snapshot(); h.Count != 1 || h.Sum < 0 || h.Sum > 1 {
 		t.Fatalf("latency %+v, want one observation under a second", h)
 	}

@@ -303,7 +303,8 @@ func (s *shardSet) receive(sh *shard) {
 			continue
 		}
 		delay = backoffMin
-		sh.lastSeen.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		sh.lastSeen.Store(now)
 		if !sh.up.Swap(true) {
 			s.updateUp()
 		}
@@ -318,7 +319,7 @@ func (s *shardSet) receive(sh *shard) {
 			}
 			continue
 		}
-		b.onPubSub(&r, msg)
+		b.onPubSub(&r, msg, now)
 	}
 }
 

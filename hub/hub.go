@@ -277,7 +277,9 @@ func (h *Hub) Publish(app *pusher.App, channels []string, event string, data []b
 }
 
 // PublishRemote delivers a payload that arrived from another node to this
-// node's subscribers. Any goroutine.
+// node's subscribers. payload is only read, during the call: the frame is
+// a copy of it, so a broker may pass a view of memory it must not change
+// (cluster passes the bytes Redis delivered). Any goroutine.
 func (h *Hub) PublishRemote(appID, channel string, payload []byte, except string) {
 	app := h.byID.ByID(appID)
 	if app == nil {
