@@ -113,6 +113,9 @@ type clientLoop struct {
 	sendCur   int
 	seq       uint64
 	lastScan  int64
+	// quiet: the last wait found nothing, so the next one sleeps through
+	// the runtime (poller.block) rather than holding its P.
+	quiet bool
 
 	st  loopStats
 	pub loopCounters
@@ -176,10 +179,17 @@ func (l *clientLoop) run() {
 		}
 		l.timers()
 		l.publish()
-		n, err := l.p.wait(l.waitMillis())
+		var n int
+		var err error
+		if ms := l.waitMillis(); l.quiet && ms > 0 {
+			n, err = l.p.block(ms)
+		} else {
+			n, err = l.p.wait(ms)
+		}
 		if err != nil {
 			break
 		}
+		l.quiet = n == 0
 		l.now = nanotime()
 		for i := range n {
 			ev := l.p.events[i]
@@ -222,7 +232,13 @@ func (l *clientLoop) enter(ph int32) {
 
 // waitMillis is how long epoll may sleep before the next paced action.
 func (l *clientLoop) waitMillis() int {
-	next := l.now + 50*int64(time.Millisecond)
+	// 50 ms while handshakes are pending (their timeouts are scanned every
+	// 250 ms), 250 ms once every socket is settled: an idle loop holding
+	// its sockets then wakes 4 times a second.
+	next := l.now + 250*int64(time.Millisecond)
+	if len(l.pending) > 0 {
+		next = l.now + 50*int64(time.Millisecond)
+	}
 	if l.dialing() && l.dialEvery > 0 && l.inflight < l.w.job.MaxInflight {
 		next = min(next, l.nextDial)
 	}

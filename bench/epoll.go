@@ -64,6 +64,24 @@ func (p *poller) wait(msec int) (int, error) {
 	return 0, e
 }
 
+// block is wait through the runtime's syscall path, which releases the P
+// while the loop sleeps. A loop whose last wait found nothing uses it: a
+// P parked in a raw wait looks busy to the runtime, so sysmon never sleeps
+// and preempts the "running" loop every 10 ms (a signal, an EINTR and a
+// wake-up each time), which in 56 idle worker processes holding a million
+// sockets added up to most of a core. The first event after a quiet spell
+// pays the runtime's exitsyscall once; the rest of the burst uses wait.
+func (p *poller) block(msec int) (int, error) {
+	n, err := unix.EpollWait(p.epfd, p.events, msec)
+	switch err {
+	case nil:
+		return n, nil
+	case unix.EINTR:
+		return 0, nil
+	}
+	return 0, err
+}
+
 // rawLoops counts the loop goroutines of this process that may sit in a
 // raw epoll wait; guarded by rawLoopsMu.
 var (

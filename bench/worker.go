@@ -377,6 +377,7 @@ loop:
 		case <-poll.C:
 			if !ready && w.settled() {
 				ready = true
+				poll.Stop() // 50 wake-ups a second of an idle process otherwise
 				res.RSSReady = selfRSS()
 				enc.send(WorkerMsg{Type: "ready", Worker: w.job.Worker, Snap: w.snapshot()})
 			}
