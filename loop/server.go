@@ -270,18 +270,20 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 // Done returns a channel that receives the engine's exit error once it stops.
 func (s *Server) Done() <-chan error { return s.done }
 
-// Shutdown sends close 4200 "Server is restarting" to every socket (§10.6),
-// closes the remaining connections and stops the engine. gnet closes the
-// listener only once its loops have exited, so a connection that arrives in
-// between (a client reconnecting at once after its 4200, a few ms) is
-// accepted and closed before any byte: clients and load balancers treat it
-// like a refused connection.
+// Shutdown stops accepting (the listening sockets are released first, see
+// unlisten), sends close 4200 "Server is restarting" to every socket
+// (§10.6), closes the remaining connections and stops the engine.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
 		return nil
 	}
+	// Stop accepting before any 4200 goes out, so that a client's
+	// immediate reconnect is refused (or, with SO_REUSEPORT, reaches a
+	// process that stays) rather than accepted and dropped.
 	if s.tlsFront != nil {
 		s.tlsFront.close()
+	} else {
+		unlisten(s.eng)
 	}
 	s.mu.Lock()
 	loops := append([]*loopCtx(nil), s.loops...)

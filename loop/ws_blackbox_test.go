@@ -4,9 +4,11 @@ package loop_test
 // real loopback sockets (PROTOCOL.md §2, §3.2, §4.1, §7, §8.1, §8.3).
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -682,7 +684,8 @@ func TestRateLimit(t *testing.T) {
 }
 
 // TestShutdown checks §10.6: every socket gets close 4200, the listener is
-// closed first, and Shutdown returns.
+// closed first (a client that reconnects the moment it reads its 4200 is
+// refused, not accepted and dropped), and Shutdown returns.
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	s := startDefault(t)
@@ -692,6 +695,12 @@ func TestShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.shutdown() }()
 	a.expectClose(4200, "Server is restarting")
+	if conn, err := net.DialTimeout("tcp", s.addr, time.Second); err == nil {
+		conn.Close()
+		t.Fatal("a reconnect right after close 4200 was accepted: the listener was still open")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("reconnect after 4200: %v, want connection refused", err)
+	}
 	b.expectClose(4200, "Server is restarting")
 	select {
 	case err := <-done:
@@ -705,6 +714,48 @@ func TestShutdown(t *testing.T) {
 	if err == nil {
 		conn.Close()
 		t.Fatal("listener still accepts after Shutdown")
+	}
+}
+
+// TestShutdownHandsReconnectsToPeer: two processes' worth of servers share
+// a port with SO_REUSEPORT (a rolling restart: the new one is up, the old
+// one is told to stop). The old one's clients, reconnecting the moment they
+// read their 4200, all reach the one that stays.
+func TestShutdownHandsReconnectsToPeer(t *testing.T) {
+	t.Parallel()
+	reuse := func(c *loop.Config) { c.ReusePort = true; c.Loops = 1 }
+	old := startDefault(t, reuse)
+	cfg := old.cfg
+	cfg.Addr = old.addr
+	peer, err := loop.Start(cfg)
+	if err != nil {
+		t.Fatalf("second server on %s: %v", old.addr, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = peer.Shutdown(ctx)
+	})
+	app := cfg.Apps.ByKey(testApp().Key)
+	// Connect until old holds some sockets (the kernel spreads them by hash).
+	var onOld []*wsClient
+	for i := 0; i < 64 && len(onOld) < 4; i++ {
+		c := old.connect(t)
+		if old.srv.Hub().Connections(app) > len(onOld) {
+			onOld = append(onOld, c)
+		}
+	}
+	if len(onOld) == 0 {
+		t.Fatal("no connection reached the first server")
+	}
+	go old.shutdown()
+	for _, c := range onOld {
+		c.expectClose(4200, "Server is restarting")
+		n := old.connect(t) // same address: only the peer may answer now
+		n.sync()
+	}
+	if got := peer.Hub().Connections(app); got < len(onOld) {
+		t.Fatalf("peer holds %d connections, want at least the %d reconnects", got, len(onOld))
 	}
 }
 
