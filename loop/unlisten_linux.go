@@ -24,21 +24,21 @@ import (
 // closes its listeners. Dup names the engine's first listener: all of it
 // without SO_REUSEPORT, loop 0's with it; the listeners gnet opens for
 // further loops under SO_REUSEPORT close with the engine as before.
-// Returns how many descriptors now point at the stand-in. Shutdown's
-// goroutine; gnet closes its listeners only after Stop.
-func unlisten(eng gnet.Engine) int {
+// Where a step fails the listener stays as it was, closed by gnet later.
+// Shutdown's goroutine; gnet closes its listeners only after Stop.
+func unlisten(eng gnet.Engine) {
 	dup, err := eng.Dup()
 	if err != nil {
-		return 0
+		return
 	}
 	defer unix.Close(dup)
 	var ln unix.Stat_t
 	if unix.Fstat(dup, &ln) != nil {
-		return 0
+		return
 	}
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		return 0
+		return
 	}
 	var fds []int
 	for _, e := range ents {
@@ -52,22 +52,18 @@ func unlisten(eng gnet.Engine) int {
 		}
 	}
 	if len(fds) == 0 {
-		return 0
+		return
 	}
 	stand, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0
+		return
 	}
 	defer unix.Close(stand)
 	// An empty name autobinds to a fresh abstract address.
 	if unix.Bind(stand, &unix.SockaddrUnix{}) != nil || unix.Listen(stand, 1) != nil {
-		return 0
+		return
 	}
-	n := 0
 	for _, fd := range fds {
-		if unix.Dup3(stand, fd, unix.O_CLOEXEC) == nil {
-			n++
-		}
+		_ = unix.Dup3(stand, fd, unix.O_CLOEXEC)
 	}
-	return n
 }

@@ -8,4 +8,4 @@ import "github.com/panjf2000/gnet/v2"
 // elsewhere: there, connections that arrive between the 4200s and gnet
 // closing its listeners are accepted and closed. Development only;
 // production runs on Linux.
-func unlisten(gnet.Engine) int { return 0 }
+func unlisten(gnet.Engine) {}

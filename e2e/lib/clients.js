@@ -26,62 +26,46 @@ export async function until(fn, what, timeout = 5000) {
 // countingProxy forwards loopback TCP to targetPort and counts accepted
 // connections: a client that reconnects shows up as a second connection
 // even while pusher-js stays in the 'connecting' state. With patienceMs > 0
-// it behaves like a load balancer in front of a restarting server (nginx's
-// proxy_next_upstream error): for that long it redials an upstream that
-// refuses the connection, or that accepts it and closes it before sending
-// a single byte back (a process between its close 4200 and its listener's
-// close), replaying what the client sent so far. A client's immediate
-// retry then lands on the new process instead of in pusher-js's 15 s
-// retry timeout.
+// it keeps redialling a refused upstream for that long, like a load
+// balancer in front of a restarting server, so a client's immediate retry
+// lands on the new process instead of in pusher-js's 15 s retry timeout.
 export function countingProxy(targetPort, { patienceMs = 0 } = {}) {
   const sockets = new Set();
   const proxy = { connections: 0, port: 0 };
   const server = net.createServer((down) => {
     proxy.connections++;
     sockets.add(down);
+    down.pause();
     const deadline = Date.now() + patienceMs;
-    // sent: the client's bytes, kept until the upstream answers so that a
-    // redial can replay them; up: the upstream socket once connected;
-    // answered: the upstream has sent something (no redial after that).
-    const sent = [];
     let up = null;
-    let answered = false;
     const drop = () => {
       down.destroy();
       if (up) up.destroy();
       sockets.delete(down);
       if (up) sockets.delete(up);
     };
-    down.on('data', (chunk) => {
-      if (!answered) sent.push(chunk);
-      if (up) up.write(chunk);
-    });
     down.on('error', drop).on('close', drop);
-    const patient = () => !answered && patienceMs > 0 && Date.now() < deadline && !down.destroyed;
     const dial = () => {
       if (down.destroyed) return;
       const attempt = net.connect(targetPort, '127.0.0.1');
+      let open = false;
       sockets.add(attempt);
-      const retry = () => {
-        sockets.delete(attempt);
-        attempt.destroy();
-        if (up === attempt) up = null;
-        setTimeout(dial, 50);
-      };
       attempt.once('connect', () => {
+        open = true;
         up = attempt;
-        for (const chunk of sent) attempt.write(chunk);
-        attempt.on('data', (chunk) => {
-          answered = true;
-          sent.length = 0;
-          down.write(chunk);
-        });
+        up.on('close', drop);
+        down.pipe(up);
+        up.pipe(down);
+        down.resume();
       });
-      attempt.on('error', () => {});
-      attempt.on('close', () => {
-        if (patient()) retry();
-        else if (answered) down.end(); // after what the upstream sent
-        else drop();
+      attempt.on('error', (err) => {
+        if (!open && err.code === 'ECONNREFUSED' && Date.now() < deadline) {
+          sockets.delete(attempt);
+          attempt.destroy();
+          setTimeout(dial, 50);
+        } else {
+          drop();
+        }
       });
     };
     dial();
