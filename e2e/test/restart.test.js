@@ -57,3 +57,48 @@ test('SIGTERM: close 4200, then pusher-js reconnects and resubscribes to the new
   await until(() => got.length === 2, 'events after the restart');
   assert.deepEqual(got, [{ back: true }, { back: true }]);
 });
+
+// A restart without a gap (README, "Restarts"): two processes serve one
+// port with REVERB_REUSE_PORT; the old one is stopped while the new one
+// runs. Its clients' immediate reconnects reach the new process directly,
+// without waiting out pusher-js's retry delay, and resubscribe there. (That
+// the old process releases its socket before its 4200s is held by
+// loop's TestShutdown and TestShutdownHandsReconnectsToPeer, which dial in
+// the instant after the 4200; pusher-js, slower, rarely hits that window.)
+test('REVERB_REUSE_PORT: the clients of a stopped process reconnect at once to the one that stays', { timeout: 20000 }, async () => {
+  const serverEnv = { REVERB_REUSE_PORT: 'true', REVERB_EVENT_LOOPS: '1' };
+  const old = await startServer({ apps: [APP], serverEnv });
+  servers.push(old);
+  const stays = await startServer({ apps: [APP], port: old.port, serverEnv });
+  servers.push(stays);
+  const h2 = new Harness(old, null);
+  // The kernel spreads connections over the two by hash: 16 clients leave
+  // the old process without any in one run out of 65,536.
+  const clients = Array.from({ length: 16 }, () => h2.pusher({ port: old.port }));
+  const ids = await Promise.all(clients.map((c) => connected(c)));
+  const got = clients.map(() => []);
+  await Promise.all(
+    clients.map(async (c, i) => (await subscribed(c, 'news')).bind('Headline', (d) => got[i].push(d))),
+  );
+
+  try {
+    const exit = await old.stop();
+    assert.deepEqual(exit, { code: 0, signal: null, killed: false }, 'SIGTERM exits 0 within 3 s');
+    const moved = clients.filter((c) => c.rec.errors.some((e) => errorCode(e) === 4200));
+    assert.ok(moved.length > 0, 'some clients were on the stopped process');
+    await until(
+      () => moved.every((c) => c.connection.state === 'connected' && c.connection.socket_id !== ids[clients.indexOf(c)]),
+      'every client of the stopped process connected to the other one',
+      3000,
+    );
+    const api = sdk(APP, stays.port);
+    await until(async () => {
+      const res = await api.get({ path: '/channels/news', params: { info: 'subscription_count' } });
+      return (await res.json()).subscription_count === clients.length;
+    }, 'all 16 subscribed on the process that stays');
+    await api.trigger('news', 'Headline', { after: 'restart' });
+    await until(() => got.every((g) => g.length === 1), 'the event on every client');
+  } finally {
+    await h2.cleanup();
+  }
+});
