@@ -157,6 +157,10 @@ func PrintComparison(w io.Writer, c *Comparison) {
 	row("latency p99", t.Fanout.Latency.P99.String(), r.Fanout.Latency.P99.String(), c.Ratios["p99_latency"])
 	row("latency p99.9", t.Fanout.Latency.P999.String(), r.Fanout.Latency.P999.String(), c.Ratios["p999_latency"])
 	row("latency max", t.Fanout.Latency.Max.String(), r.Fanout.Latency.Max.String(), nil)
+	if tp, rp := t.Fanout.Publish, r.Fanout.Publish; tp != nil && rp != nil {
+		row("trigger p99 (publisher)", tp.HTTP.P99.String(), rp.HTTP.P99.String(), nil)
+		row("trigger p99 (at socket)", tp.HTTPSocket.P99.String(), rp.HTTPSocket.P99.String(), nil)
+	}
 	if t.Server != nil && r.Server != nil {
 		row("server cpu s / 1M deliv.", fmt.Sprintf("%.2f", t.Server.CPUPerMillion), fmt.Sprintf("%.2f", r.Server.CPUPerMillion), c.Ratios["server_cpu_per_delivery"])
 		row("server KiB / conn", fmt.Sprintf("%.2f", t.Server.KiBPerConn), fmt.Sprintf("%.2f", r.Server.KiBPerConn), c.Ratios["server_kib_per_conn"])

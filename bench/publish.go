@@ -3,58 +3,69 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Publisher triggers bench events through the signed HTTP API
 // (POST {path}/apps/{id}/events) over a small pool of keep-alive
-// connections. Each event's data carries its sequence number and send time
-// so receivers can measure trigger-to-receipt latency and count loss.
-// Run may be called from one goroutine at a time; Sent from any.
+// connections (apiConn). Each event's data carries its sequence number and
+// send time so receivers can measure trigger-to-receipt latency and count
+// loss. Run may be called from one goroutine at a time; Sent from any.
 type Publisher struct {
-	client *http.Client
-	url    string // full URL without the query
+	addr   string // host:port
+	target string // path without the query, server prefix included
 	path   string // the signed path, without the server prefix
 	signer APISigner
 	size   int
-	conns  int
 	sent   atomic.Uint64
+	// idle holds the connections between runs (one per --http-conns).
+	idle chan *apiConn
+	tsFD int // enableRxTimestamps
 }
+
+// publishTimeout bounds one trigger, connect included.
+const publishTimeout = 10 * time.Second
 
 // NewPublisher returns a publisher for app appID on http://host:port with
 // server prefix path, conns parallel connections and event data padded to
 // about size bytes.
 func NewPublisher(host string, port int, path, appID, key, secret string, conns, size int) *Publisher {
 	conns = max(conns, 1)
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		MaxConnsPerHost:     conns,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
 	signed := "/apps/" + appID + "/events"
-	return &Publisher{
-		client: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-		url:    "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + path + signed,
+	p := &Publisher{
+		addr:   net.JoinHostPort(host, strconv.Itoa(port)),
+		target: path + signed,
 		path:   signed,
 		signer: APISigner{Key: key, Secret: secret},
 		size:   size,
-		conns:  conns,
+		idle:   make(chan *apiConn, conns),
+		tsFD:   enableRxTimestamps(),
 	}
+	for range conns {
+		p.idle <- &apiConn{addr: p.addr}
+	}
+	return p
 }
 
-// Close drops the idle connections.
-func (p *Publisher) Close() { p.client.CloseIdleConnections() }
+// Close drops the connections. Not during Run.
+func (p *Publisher) Close() {
+	for range cap(p.idle) {
+		a := <-p.idle
+		a.close()
+		p.idle <- a
+	}
+	if p.tsFD >= 0 {
+		unix.Close(p.tsFD)
+		p.tsFD = -1
+	}
+}
 
 // Sent returns the number of triggers started so far (for progress lines).
 func (p *Publisher) Sent() uint64 { return p.sent.Load() }
@@ -70,8 +81,13 @@ type PublishResult struct {
 	Failed []int64
 	// Late counts triggers that started more than 10 ms after their slot,
 	// i.e. the server (or the pool) could not keep up with the rate.
-	Late    uint64
-	HTTP    Histogram
+	Late uint64
+	HTTP Histogram
+	// Socket holds, for the same triggers, the time from writing the
+	// request to the response's arrival at the publisher's socket (the
+	// kernel's receive timestamp): HTTP minus the publisher's own wait for
+	// a CPU after the answer came in.
+	Socket  Histogram
 	Elapsed time.Duration
 }
 
@@ -84,14 +100,21 @@ func (p *Publisher) Run(ctx context.Context, first int64, rate float64, dur time
 	end := start.Add(dur)
 	var next atomic.Int64
 	next.Store(first)
-	slots := make(chan int64, p.conns*4)
+	slots := make(chan int64, cap(p.idle)*4)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for range p.conns {
+	for range cap(p.idle) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var h Histogram
+			conn := <-p.idle
+			conn.reset()
+			stop := context.AfterFunc(ctx, conn.abort)
+			defer func() {
+				stop()
+				p.idle <- conn
+			}()
+			var h, hs Histogram
 			var body, q []byte
 			take := func() (int64, bool) {
 				if rate > 0 {
@@ -110,8 +133,12 @@ func (p *Publisher) Run(ctx context.Context, first int64, rate float64, dur time
 				}
 				t0 := time.Now()
 				var status string
-				body, q, status = p.trigger(ctx, body, q, seq, channel(seq), t0)
+				var arrived time.Time
+				body, q, arrived, status = p.trigger(conn, body, q, seq, channel(seq), t0)
 				h.Record(int64(time.Since(t0)))
+				if status == "" && !arrived.IsZero() {
+					hs.Record(max(int64(arrived.Sub(t0)), 0))
+				}
 				if status != "" {
 					mu.Lock()
 					res.Errors[status]++
@@ -123,6 +150,7 @@ func (p *Publisher) Run(ctx context.Context, first int64, rate float64, dur time
 			}
 			mu.Lock()
 			res.HTTP.Merge(&h)
+			res.Socket.Merge(&hs)
 			mu.Unlock()
 		}()
 	}
@@ -167,27 +195,23 @@ func (p *Publisher) Run(ctx context.Context, first int64, rate float64, dur time
 	return res
 }
 
-// trigger sends one event and returns its reusable buffers and "" on a 200,
-// else the failure class.
-func (p *Publisher) trigger(ctx context.Context, body, q []byte, seq int64, channel string, now time.Time) ([]byte, []byte, string) {
+// trigger sends one event over conn and returns its reusable buffers, the
+// response's arrival at the socket, and "" on a 200, else the failure
+// class.
+func (p *Publisher) trigger(conn *apiConn, body, q []byte, seq int64, channel string, now time.Time) ([]byte, []byte, time.Time, string) {
 	p.sent.Add(1)
 	body = appendEventBody(body[:0], channel, seq, now.UnixNano(), p.size)
-	q = p.signer.AppendQuery(q[:0], "POST", p.path, body, now.Unix())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"?"+string(q), bytes.NewReader(body))
-	if err != nil {
-		return body, q, "request"
+	q = append(q[:0], p.target...)
+	q = append(q, '?')
+	q = p.signer.AppendQuery(q, "POST", p.path, body, now.Unix())
+	status, arrived, err := conn.post(p.addr, q, body, publishTimeout)
+	switch {
+	case err != nil:
+		return body, q, arrived, "transport"
+	case status != 200:
+		return body, q, arrived, strconv.Itoa(status)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return body, q, "transport"
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return body, q, strconv.Itoa(resp.StatusCode)
-	}
-	return body, q, ""
+	return body, q, arrived, ""
 }
 
 // appendEventBody appends the /events body of one bench event: name

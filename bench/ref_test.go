@@ -109,6 +109,11 @@ func TestFanoutAgainstRef(t *testing.T) {
 	if got := s.Stats().Events - before.Events; got != p.Sent {
 		t.Fatalf("ref saw %d events, publisher sent %d", got, p.Sent)
 	}
+	// Every trigger has its socket arrival time, and it never comes after
+	// the publisher read the answer.
+	if hs := p.HTTPSocket; hs.Count != p.OK || hs.Min <= 0 || hs.P50 > p.HTTP.P50 || hs.Max > p.HTTP.Max {
+		t.Fatalf("http latency at socket %+v vs in the publisher %+v", hs, p.HTTP)
+	}
 	checkExact(t, r.Fanout, p.Sent*100, s, before)
 	if r.Client.USPerDeliver <= 0 || r.Client.KiBPerConn == 0 {
 		t.Fatalf("client cost not measured: %+v", r.Client)

@@ -146,6 +146,10 @@ type PublishSummary struct {
 	Errors     map[string]uint64 `json:"errors,omitempty"`
 	Late       uint64            `json:"late"`
 	HTTP       LatencySummary    `json:"http_latency"`
+	// HTTPSocket is the same triggers timed to the response's arrival at
+	// the publisher's socket (kernel receive timestamp): what the server
+	// and the network took, without the publisher's own wait for a CPU.
+	HTTPSocket LatencySummary `json:"http_latency_at_socket"`
 	// ServerCPUS is server CPU during the phase (with --server-pid) and
 	// ServerUSPerReq that divided by the triggers.
 	ServerCPUS     float64 `json:"server_cpu_s,omitempty"`
@@ -297,7 +301,7 @@ func deliveries1(exp, recv, lost, dup, stray uint64, h *Histogram, d time.Durati
 }
 
 func (c *coord) summarizePublish(phase int, r PublishResult) PublishSummary {
-	s := PublishSummary{TargetRate: c.cfg.Rate, Sent: uint64(r.End - r.First), OK: r.OK, Errors: r.Errors, Late: r.Late, HTTP: r.HTTP.Summary()}
+	s := PublishSummary{TargetRate: c.cfg.Rate, Sent: uint64(r.End - r.First), OK: r.OK, Errors: r.Errors, Late: r.Late, HTTP: r.HTTP.Summary(), HTTPSocket: r.Socket.Summary()}
 	if len(c.cfg.ServerPIDs) > 0 && phase < len(c.pubCPU) {
 		s.ServerCPUS = c.pubCPU[phase].Seconds()
 		if s.Sent > 0 {
@@ -385,6 +389,7 @@ func PrintSummary(w io.Writer, r *Result) {
 func pub(w io.Writer, name string, p *PublishSummary) {
 	fmt.Fprintf(w, "  %-13s %d triggers, %d ok, %.0f/s (target %g/s), %d late%s\n", name, p.Sent, p.OK, p.Achieved, p.TargetRate, p.Late, counts(p.Errors))
 	fmt.Fprintf(w, "  http latency  %s\n", lat(p.HTTP))
+	fmt.Fprintf(w, "   at socket    %s\n", lat(p.HTTPSocket))
 	if p.ServerCPUS > 0 {
 		fmt.Fprintf(w, "  server cpu    %.2fs (%.1f µs per trigger)\n", p.ServerCPUS, p.ServerUSPerReq)
 	}
