@@ -35,21 +35,67 @@ type apiConn struct {
 	aborted bool
 }
 
-// enableRxTimestamps switches the kernel's receive timestamps on for the
-// process while the returned socket stays open. The first socket that asks
-// for them in a system turns them on from a work queue a little later, so
-// the answers read in between would carry none; the Publisher opens this at
-// its creation, well before its first trigger. -1 when it failed.
-func enableRxTimestamps() int {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+// rxStamps keeps the kernel's receive timestamps switched on for the
+// process: the first socket in a system that asks for them turns them on
+// from a work queue a little later, and the last one to close turns them
+// off, so answers read in such a gap carry none. The Publisher holds one
+// for its life, opened well before its first trigger.
+type rxStamps struct{ a, b net.Conn }
+
+// enableRxTimestamps opens a loopback TCP pair whose receiving end asks for
+// timestamps, and sends itself a byte every millisecond until one arrives
+// stamped (at most wait). ok reports that one did.
+func enableRxTimestamps(wait time.Duration) (st *rxStamps, ok bool) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return -1
+		return nil, false
 	}
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) != nil {
-		unix.Close(fd)
-		return -1
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, false
 	}
-	return fd
+	b, err := ln.Accept()
+	if err != nil {
+		a.Close()
+		return nil, false
+	}
+	st = &rxStamps{a, b}
+	rc, err := b.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return st, false
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil || serr != nil {
+		return st, false
+	}
+	probe := &apiConn{rc: rc, oob: make([]byte, unix.CmsgSpace(16))}
+	end := time.Now().Add(wait)
+	for {
+		if _, err := a.Write([]byte{1}); err != nil {
+			return st, false
+		}
+		b.SetReadDeadline(time.Now().Add(time.Second))
+		probe.buf = probe.buf[:0]
+		if arrived, err := probe.fill(time.Time{}); err != nil {
+			return st, false
+		} else if !arrived.IsZero() {
+			return st, true
+		}
+		if time.Now().After(end) {
+			return st, false
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (st *rxStamps) Close() {
+	if st != nil {
+		st.a.Close()
+		st.b.Close()
+	}
 }
 
 var (

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // scriptedServer answers each request read on a loopback connection with
@@ -89,10 +87,11 @@ func TestAPIConnResponses(t *testing.T) {
 	})
 	// As the Publisher does: keep timestamps on for the whole test, not
 	// only while a connection that asked for them is open.
-	if fd := enableRxTimestamps(); fd >= 0 {
-		defer unix.Close(fd)
+	st, stamped := enableRxTimestamps(5 * time.Second)
+	defer st.Close()
+	if !stamped {
+		t.Fatal("the kernel gave no receive timestamps")
 	}
-	time.Sleep(50 * time.Millisecond) // the kernel turns them on from a work queue
 	a := &apiConn{addr: addr}
 	defer a.close()
 	want := []struct {

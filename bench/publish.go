@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Publisher triggers bench events through the signed HTTP API
@@ -26,8 +24,8 @@ type Publisher struct {
 	size   int
 	sent   atomic.Uint64
 	// idle holds the connections between runs (one per --http-conns).
-	idle chan *apiConn
-	tsFD int // enableRxTimestamps
+	idle   chan *apiConn
+	stamps *rxStamps
 }
 
 // publishTimeout bounds one trigger, connect included.
@@ -46,8 +44,10 @@ func NewPublisher(host string, port int, path, appID, key, secret string, conns,
 		signer: APISigner{Key: key, Secret: secret},
 		size:   size,
 		idle:   make(chan *apiConn, conns),
-		tsFD:   enableRxTimestamps(),
 	}
+	// Without them http_latency_at_socket has fewer samples than
+	// http_latency; the run goes on either way.
+	p.stamps, _ = enableRxTimestamps(time.Second)
 	for range conns {
 		p.idle <- &apiConn{addr: p.addr}
 	}
@@ -61,10 +61,8 @@ func (p *Publisher) Close() {
 		a.close()
 		p.idle <- a
 	}
-	if p.tsFD >= 0 {
-		unix.Close(p.tsFD)
-		p.tsFD = -1
-	}
+	p.stamps.Close()
+	p.stamps = nil
 }
 
 // Sent returns the number of triggers started so far (for progress lines).
