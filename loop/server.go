@@ -122,8 +122,14 @@ type Server struct {
 	maxPending int64
 	refuseResp []byte // the 503 sent to a connection over maxPending
 
-	eng      gnet.Engine
-	booted   chan struct{}
+	eng gnet.Engine
+	// bootLn is listenerInodes at OnBoot; ownLn what the first OnTick
+	// found beyond it (the listeners of gnet's loops 1..n under
+	// SO_REUSEPORT), closed over by ticked. Shutdown's unlisten takes
+	// them. Written once before ticked closes.
+	bootLn   map[uint64]bool
+	ownLn    map[uint64]bool
+	ticked   chan struct{}
 	done     chan error
 	draining atomic.Bool
 	tlsFront *tlsFront
@@ -181,7 +187,7 @@ func Start(cfg Config) (*Server, error) {
 		pongSec: int64((cfg.PongTimeout + time.Second - 1) / time.Second),
 		httpSec: int64((cfg.HTTPIdleTimeout + time.Second - 1) / time.Second),
 		headSec: int64((cfg.HeadTimeout + time.Second - 1) / time.Second),
-		booted:  make(chan struct{}),
+		ticked:  make(chan struct{}),
 		done:    make(chan error, 1),
 		totals:  make([]appTotals, len(cfg.Apps.All())),
 	}
@@ -219,14 +225,20 @@ func Start(cfg Config) (*Server, error) {
 			gnet.WithSocketSendBuffer(cfg.SocketSendBuffer),
 		)
 	}()
+	// Start returns once the engine runs and its listeners are all known
+	// (gnet calls the first OnTick at once after it opened them, or Run
+	// returns its error).
+	var err error
 	select {
-	case <-s.booted:
-	case err := <-s.done:
-		if s.tlsFront != nil {
-			s.tlsFront.close()
-		}
+	case <-s.ticked:
+	case err = <-s.done:
 		if err == nil {
 			err = errors.New("engine stopped during start")
+		}
+	}
+	if err != nil {
+		if s.tlsFront != nil {
+			s.tlsFront.close()
 		}
 		return nil, fmt.Errorf("loop: listen on %s: %w", cfg.Addr, err)
 	}
@@ -283,7 +295,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.tlsFront != nil {
 		s.tlsFront.close()
 	} else {
-		unlisten(s.eng)
+		var own map[uint64]bool
+		select {
+		case <-s.ticked:
+			own = s.ownLn
+		default:
+		}
+		unlisten(s.eng, own)
 	}
 	s.mu.Lock()
 	loops := append([]*loopCtx(nil), s.loops...)
@@ -324,7 +342,9 @@ type engine struct {
 
 func (e *engine) OnBoot(eng gnet.Engine) gnet.Action {
 	e.srv.eng = eng
-	close(e.srv.booted)
+	if e.srv.cfg.ReusePort && e.srv.cfg.Loops > 1 {
+		e.srv.bootLn = listenerInodes(eng)
+	}
 	return gnet.None
 }
 
@@ -447,6 +467,19 @@ func (lc *loopCtx) traffic(cn, cur *conn) gnet.Action {
 
 func (e *engine) OnTick() (time.Duration, gnet.Action) {
 	s := e.srv
+	select {
+	case <-s.ticked:
+	default:
+		if s.bootLn != nil {
+			s.ownLn = map[uint64]bool{}
+			for ino := range listenerInodes(s.eng) {
+				if !s.bootLn[ino] {
+					s.ownLn[ino] = true
+				}
+			}
+		}
+		close(s.ticked)
+	}
 	now := time.Now()
 	s.hub.Tick(now)
 	s.mu.Lock()

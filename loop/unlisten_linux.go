@@ -10,23 +10,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// unlisten releases the engine's listening socket before Shutdown sends
+// unlisten releases the engine's listening sockets before Shutdown sends
 // its 4200s. gnet closes its listeners only once its loops have exited, and
 // until then a client that reconnects at once is accepted and closed
 // without a byte, where with SO_REUSEPORT it could have gone to a process
 // of the group that stays. gnet offers no way to close a listener alone,
-// so every descriptor of the socket gnet's Dup names is pointed (dup3) at a
-// stand-in: a non-blocking AF_UNIX socket listening on an autobound
-// abstract name nobody knows. The real socket is released at once (new
-// connections are refused, or go to the rest of the SO_REUSEPORT group),
-// its epoll registration goes with it, an accept already under way finds
-// the stand-in's empty queue (EAGAIN), and gnet closes the stand-in when it
-// closes its listeners. Dup names the engine's first listener: all of it
-// without SO_REUSEPORT, loop 0's with it; the listeners gnet opens for
-// further loops under SO_REUSEPORT close with the engine as before.
-// Where a step fails the listener stays as it was, closed by gnet later.
-// Shutdown's goroutine; gnet closes its listeners only after Stop.
-func unlisten(eng gnet.Engine) {
+// so every descriptor of those sockets is pointed (dup3) at a stand-in: a
+// non-blocking AF_UNIX socket listening on an autobound abstract name
+// nobody knows. The real sockets are released at once (new connections are
+// refused, or go to the rest of the SO_REUSEPORT group), their epoll
+// registrations go with them, an accept already under way finds the
+// stand-in's empty queue (EAGAIN), and gnet closes the stand-in when it
+// closes its listeners.
+//
+// Which sockets: the one gnet's Dup names (all of it without SO_REUSEPORT,
+// loop 0's with it) and those of more, the inodes of the listeners gnet
+// opened for its other loops under SO_REUSEPORT (see listenerInodes; gnet
+// does not hand them out). Where a step fails the listener stays as it
+// was, closed by gnet later. Shutdown's goroutine; gnet closes its
+// listeners only after Stop.
+func unlisten(eng gnet.Engine, more map[uint64]bool) {
 	dup, err := eng.Dup()
 	if err != nil {
 		return
@@ -47,7 +50,7 @@ func unlisten(eng gnet.Engine) {
 			continue
 		}
 		var st unix.Stat_t
-		if unix.Fstat(fd, &st) == nil && st.Dev == ln.Dev && st.Ino == ln.Ino {
+		if unix.Fstat(fd, &st) == nil && st.Dev == ln.Dev && (st.Ino == ln.Ino || more[st.Ino]) {
 			fds = append(fds, fd)
 		}
 	}
@@ -66,4 +69,57 @@ func unlisten(eng gnet.Engine) {
 	for _, fd := range fds {
 		_ = unix.Dup3(stand, fd, unix.O_CLOEXEC)
 	}
+}
+
+// listenerInodes returns the inodes of the listening sockets this process
+// holds on the address of the engine's (first) listener. gnet opens the
+// listeners of loops 1..n under SO_REUSEPORT after OnBoot and before its
+// first OnTick, so the server takes this set at both moments: what appears
+// in between is the engine's own (another server of the same process on
+// the same port, as in tests, was there before or comes after). It reads
+// the descriptors of a process that is starting, so a few.
+func listenerInodes(eng gnet.Engine) map[uint64]bool {
+	dup, err := eng.Dup()
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(dup)
+	name, err := unix.Getsockname(dup)
+	if err != nil {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	found := map[uint64]bool{}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd == dup {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			continue
+		}
+		if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
+			continue
+		}
+		if got, err := unix.Getsockname(fd); err == nil && sameAddr(got, name) {
+			found[st.Ino] = true
+		}
+	}
+	return found
+}
+
+func sameAddr(a, b unix.Sockaddr) bool {
+	switch a := a.(type) {
+	case *unix.SockaddrInet4:
+		b, ok := b.(*unix.SockaddrInet4)
+		return ok && a.Port == b.Port && a.Addr == b.Addr
+	case *unix.SockaddrInet6:
+		b, ok := b.(*unix.SockaddrInet6)
+		return ok && a.Port == b.Port && a.Addr == b.Addr && a.ZoneId == b.ZoneId
+	}
+	return false
 }

@@ -6,6 +6,7 @@ package loop_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"syscall"
@@ -723,10 +724,22 @@ func TestShutdown(t *testing.T) {
 // read their 4200, all reach the one that stays.
 func TestShutdownHandsReconnectsToPeer(t *testing.T) {
 	t.Parallel()
-	reuse := func(c *loop.Config) { c.ReusePort = true; c.Loops = 1 }
+	// With several loops gnet opens one SO_REUSEPORT listener per loop,
+	// and every one of them must go before the first 4200.
+	for _, loops := range []int{1, 3} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) {
+			t.Parallel()
+			handsReconnectsToPeer(t, loops)
+		})
+	}
+}
+
+func handsReconnectsToPeer(t *testing.T, loops int) {
+	reuse := func(c *loop.Config) { c.ReusePort = true; c.Loops = loops }
 	old := startDefault(t, reuse)
 	cfg := old.cfg
 	cfg.Addr = old.addr
+	cfg.Loops = 1
 	peer, err := loop.Start(cfg)
 	if err != nil {
 		t.Fatalf("second server on %s: %v", old.addr, err)
@@ -739,7 +752,7 @@ func TestShutdownHandsReconnectsToPeer(t *testing.T) {
 	app := cfg.Apps.ByKey(testApp().Key)
 	// Connect until old holds some sockets (the kernel spreads them by hash).
 	var onOld []*wsClient
-	for i := 0; i < 64 && len(onOld) < 4; i++ {
+	for i := 0; i < 64 && len(onOld) < 8; i++ {
 		c := old.connect(t)
 		if old.srv.Hub().Connections(app) > len(onOld) {
 			onOld = append(onOld, c)
