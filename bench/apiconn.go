@@ -27,8 +27,8 @@ type apiConn struct {
 	addr string
 	c    *net.TCPConn
 	rc   syscall.RawConn
-	buf  []byte // buf[:end] read from the socket, buf[:start] already consumed
-	oob  []byte
+	buf  []byte // the response read so far
+	oob  []byte // control messages of one recvmsg (the timestamp)
 	req  []byte
 
 	mu      sync.Mutex // guards c against abort from another goroutine
@@ -61,27 +61,21 @@ func enableRxTimestamps(wait time.Duration) (st *rxStamps, ok bool) {
 		return nil, false
 	}
 	st = &rxStamps{a, b}
-	rc, err := b.(*net.TCPConn).SyscallConn()
+	rc, err := stampedConn(b.(*net.TCPConn))
 	if err != nil {
 		return st, false
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
-	}); err != nil || serr != nil {
-		return st, false
-	}
-	probe := &apiConn{rc: rc, oob: make([]byte, unix.CmsgSpace(16))}
+	var one [1]byte
+	oob := make([]byte, oobSize)
 	end := time.Now().Add(wait)
 	for {
-		if _, err := a.Write([]byte{1}); err != nil {
+		if _, err := a.Write(one[:]); err != nil {
 			return st, false
 		}
 		b.SetReadDeadline(time.Now().Add(time.Second))
-		probe.buf = probe.buf[:0]
-		if arrived, err := probe.fill(time.Time{}); err != nil {
+		if _, at, err := recvStamped(rc, one[:], oob); err != nil {
 			return st, false
-		} else if !arrived.IsZero() {
+		} else if !at.IsZero() {
 			return st, true
 		}
 		if time.Now().After(end) {
@@ -103,6 +97,57 @@ var (
 	errAborted  = errors.New("bench: publish cancelled")
 )
 
+// maxResponseBody bounds the body of one answer: the API's are a few
+// bytes (`{}` or an error), and a bigger one fails the trigger.
+const maxResponseBody = 1 << 20
+
+// oobSize holds the one control message recvStamped asks for.
+var oobSize = unix.CmsgSpace(16) // struct timespec
+
+// stampedConn asks the kernel to timestamp what c receives and returns its
+// raw connection for recvStamped.
+func stampedConn(c *net.TCPConn) (syscall.RawConn, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil {
+		return nil, err
+	}
+	return rc, serr
+}
+
+// recvStamped reads what the socket holds into p (waiting through the
+// runtime's poller, with the connection's deadline) and returns the
+// kernel's receive timestamp of the first byte, zero when there is none.
+func recvStamped(rc syscall.RawConn, p, oob []byte) (n int, at time.Time, err error) {
+	var oobn int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, oob, 0)
+		return rerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
+				sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+				nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+				at = time.Unix(sec, nsec)
+			}
+		}
+	}
+	return n, at, nil
+}
+
 // dial (re)connects with timestamping on.
 func (a *apiConn) dial(timeout time.Duration) error {
 	c, err := net.DialTimeout("tcp", a.addr, timeout)
@@ -110,17 +155,10 @@ func (a *apiConn) dial(timeout time.Duration) error {
 		return err
 	}
 	tc := c.(*net.TCPConn)
-	rc, err := tc.SyscallConn()
+	rc, err := stampedConn(tc)
 	if err != nil {
 		tc.Close()
 		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
-	}); err != nil || serr != nil {
-		tc.Close()
-		return errors.Join(err, serr)
 	}
 	a.mu.Lock()
 	aborted := a.aborted
@@ -134,7 +172,7 @@ func (a *apiConn) dial(timeout time.Duration) error {
 	}
 	a.buf = a.buf[:0]
 	if a.oob == nil {
-		a.oob = make([]byte, unix.CmsgSpace(16)) // one struct timespec
+		a.oob = make([]byte, oobSize)
 	}
 	return nil
 }
@@ -264,7 +302,7 @@ func (a *apiConn) response() (status int, arrived time.Time, keep bool, err erro
 		val = bytes.TrimSpace(val)
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			if length, err = strconv.Atoi(string(val)); err != nil || length < 0 {
+			if length, err = strconv.Atoi(string(val)); err != nil || length < 0 || length > maxResponseBody {
 				return status, arrived, false, errResponse
 			}
 		case bytes.EqualFold(name, []byte("Connection")):
@@ -290,15 +328,7 @@ func (a *apiConn) fill(arrived time.Time) (time.Time, error) {
 	if cap(a.buf)-len(a.buf) < 4096 {
 		a.buf = append(a.buf, make([]byte, 4096)...)[:len(a.buf)]
 	}
-	var n, oobn int
-	var rerr error
-	err := a.rc.Read(func(fd uintptr) bool {
-		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), a.buf[len(a.buf):cap(a.buf)], a.oob, 0)
-		return rerr != unix.EAGAIN
-	})
-	if err == nil {
-		err = rerr
-	}
+	n, at, err := recvStamped(a.rc, a.buf[len(a.buf):cap(a.buf)], a.oob)
 	if err != nil {
 		return arrived, err
 	}
@@ -307,15 +337,7 @@ func (a *apiConn) fill(arrived time.Time) (time.Time, error) {
 	}
 	a.buf = a.buf[:len(a.buf)+n]
 	if arrived.IsZero() {
-		if msgs, err := unix.ParseSocketControlMessage(a.oob[:oobn]); err == nil {
-			for _, m := range msgs {
-				if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
-					sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
-					nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-					arrived = time.Unix(sec, nsec)
-				}
-			}
-		}
+		arrived = at
 	}
 	return arrived, nil
 }

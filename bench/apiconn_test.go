@@ -155,3 +155,25 @@ func TestAPIConnAbort(t *testing.T) {
 		t.Fatalf("post after abort: %v", err)
 	}
 }
+
+// TestAPIConnBodyBound: an answer with a body of maxResponseBody bytes is
+// read whole; one byte more fails the trigger before anything is read.
+func TestAPIConnBodyBound(t *testing.T) {
+	answer := func(n int) string {
+		return "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(n) + "\r\n\r\n" + strings.Repeat("x", n)
+	}
+	addr, bodies := scriptedServer(t, [][]string{{answer(maxResponseBody)}, {answer(maxResponseBody + 1)}})
+	a := &apiConn{addr: addr}
+	defer a.close()
+	if status, _, err := a.post(addr, []byte("/x"), []byte("{}"), 5*time.Second); err != nil || status != 200 {
+		t.Fatalf("body of %d bytes: status %d, %v", maxResponseBody, status, err)
+	}
+	<-bodies
+	if _, _, err := a.post(addr, []byte("/x"), []byte("{}"), 5*time.Second); err == nil {
+		t.Fatalf("a body of %d bytes was accepted", maxResponseBody+1)
+	}
+	<-bodies
+	if got := cap(a.buf); got > 2*maxResponseBody {
+		t.Fatalf("read buffer grew to %d bytes", got)
+	}
+}

@@ -125,8 +125,8 @@ type Server struct {
 	eng gnet.Engine
 	// bootLn is listenerInodes at OnBoot; ownLn what the first OnTick
 	// found beyond it (the listeners of gnet's loops 1..n under
-	// SO_REUSEPORT), closed over by ticked. Shutdown's unlisten takes
-	// them. Written once before ticked closes.
+	// SO_REUSEPORT), for Shutdown's unlisten. Both are written before
+	// ticked closes, and Start returns only after that.
 	bootLn   map[uint64]bool
 	ownLn    map[uint64]bool
 	ticked   chan struct{}
@@ -295,13 +295,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.tlsFront != nil {
 		s.tlsFront.close()
 	} else {
-		var own map[uint64]bool
-		select {
-		case <-s.ticked:
-			own = s.ownLn
-		default:
-		}
-		unlisten(s.eng, own)
+		unlisten(s.eng, s.ownLn) // set before Start returned
 	}
 	s.mu.Lock()
 	loops := append([]*loopCtx(nil), s.loops...)

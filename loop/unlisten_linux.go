@@ -39,21 +39,12 @@ func unlisten(eng gnet.Engine, more map[uint64]bool) {
 	if unix.Fstat(dup, &ln) != nil {
 		return
 	}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
 	var fds []int
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd == dup {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Fstat(fd, &st) == nil && st.Dev == ln.Dev && (st.Ino == ln.Ino || more[st.Ino]) {
+	eachFD(dup, func(fd int, st *unix.Stat_t) {
+		if st.Dev == ln.Dev && (st.Ino == ln.Ino || more[st.Ino]) {
 			fds = append(fds, fd)
 		}
-	}
+	})
 	if len(fds) == 0 {
 		return
 	}
@@ -88,28 +79,38 @@ func listenerInodes(eng gnet.Engine) map[uint64]bool {
 	if err != nil {
 		return nil
 	}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil
-	}
 	found := map[uint64]bool{}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd == dup {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-			continue
+	eachFD(dup, func(fd int, st *unix.Stat_t) {
+		if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			return
 		}
 		if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
-			continue
+			return
 		}
 		if got, err := unix.Getsockname(fd); err == nil && sameAddr(got, name) {
 			found[st.Ino] = true
 		}
-	}
+	})
 	return found
+}
+
+// eachFD calls fn with every open descriptor of the process but skip, and
+// what fstat says of it.
+func eachFD(skip int, fn func(fd int, st *unix.Stat_t)) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd == skip {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil {
+			fn(fd, &st)
+		}
+	}
 }
 
 func sameAddr(a, b unix.Sockaddr) bool {
