@@ -101,6 +101,9 @@ func startRedisProc(t testing.TB, args ...string) *redisServer {
 		t.Fatalf("redis-server is not in PATH: the cluster tests need a real Redis " +
 			"(apt-get install -y redis-server, or run scripts/test-deps.sh as root)")
 	}
+	// Its own directory: a replica writes the master's snapshot there,
+	// which would otherwise land in the package's source folder.
+	args = append([]string{"--dir", t.TempDir()}, args...)
 	r := &redisServer{t: t, path: path, addr: freeAddr(t), args: args}
 	r.start()
 	t.Cleanup(r.kill)
