@@ -57,6 +57,24 @@ type coord struct {
 	lastSrv time.Duration
 	lastCli int64
 	pubCPU  []time.Duration // server CPU of each publish phase
+	tick    *time.Ticker    // the progress line's clock, kept across pump calls
+}
+
+// reportWait bounds the wait for every worker's result after the stop.
+const reportWait = 30 * time.Second
+
+// drainLimit bounds the wait for in-flight deliveries after the last
+// trigger. A big run's broadcast takes seconds to reach everyone and busy
+// workers report late, so it grows with the sockets: a million get 210 s.
+func drainLimit(conns int) time.Duration {
+	return 10*time.Second + time.Duration(conns)*200*time.Microsecond
+}
+
+// runBudget is the deadline of a whole run: every phase at its own limit
+// (connecting, hold, publishing, drain, settle, results) plus a minute of
+// slack, so a slow but healthy run is never cut off while it reports.
+func runBudget(cfg Config, connect time.Duration) time.Duration {
+	return connect + cfg.Hold + 2*cfg.Duration + drainLimit(cfg.Conns) + cfg.Settle + reportWait + 60*time.Second
 }
 
 // Run executes one scenario of cfg against the server and returns the
@@ -77,7 +95,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		rampTime = time.Duration(float64(cfg.Conns) / cfg.Ramp * float64(time.Second))
 	}
 	connectBudget := rampTime + cfg.ConnectTimeout + 10*time.Second
-	budget := connectBudget + cfg.Hold + 2*cfg.Duration + 60*time.Second
+	budget := runBudget(cfg, connectBudget)
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 
@@ -86,6 +104,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	}
 	c := &coord{cfg: cfg, msgs: make(chan wmsg, 64), start: time.Now(), stderr: progress}
 	defer c.killAll()
+	defer c.stopProgress()
 	res := &Result{Scenario: cfg.Scenario, Target: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), Started: c.start}
 	res.Params = Params{Conns: cfg.Conns, Channels: cfg.Channels, ChannelType: cfg.ChannelType, Rate: cfg.Rate,
 		DurationS: cfg.Duration.Seconds(), Ramp: cfg.Ramp, Group: cfg.Group, Workers: cfg.Workers, Loops: cfg.Loops,
@@ -190,7 +209,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	cliEnd := selfCPU()
 	c.broadcast(stop)
 	c.phase = "report"
-	if err := c.pump(ctx, 30*time.Second, false, c.allResults); err != nil {
+	if err := c.pump(ctx, reportWait, false, c.allResults); err != nil {
 		return nil, fmt.Errorf("bench: collecting results: %w", err)
 	}
 
@@ -352,8 +371,12 @@ func (c *coord) allResults() bool {
 func (c *coord) pump(ctx context.Context, d time.Duration, elapsed bool, done func() bool) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	// One ticker for the whole run: drain pumps in slices shorter than a
+	// second, and a ticker per call would never fire there.
+	if c.tick == nil {
+		c.tick = time.NewTicker(time.Second)
+	}
+	tick := c.tick
 	for {
 		if done != nil && done() {
 			return nil
@@ -473,15 +496,13 @@ func (c *coord) publish(ctx context.Context, p *Publisher, first int64, d time.D
 	return r, nil
 }
 
-// drain waits until receipts stop growing (three progress reports without
-// change, at most 10 s), so in-flight deliveries are counted and not
-// reported as loss.
+// drain waits until every expected receipt is in, or receipts stop
+// growing (three worker reports and 5 µs per socket without change), at
+// most drainLimit, so in-flight deliveries are counted and not reported
+// as loss.
 func (c *coord) drain(ctx context.Context, want uint64) error {
-	// A big run's broadcast takes seconds to reach everyone, and workers
-	// busy reading report late: the wait grows with the sockets (a
-	// million: up to 130 s, and 5.75 s without news before giving up).
 	n := time.Duration(c.cfg.Conns)
-	deadline := time.Now().Add(10*time.Second + n*120*time.Microsecond)
+	deadline := time.Now().Add(drainLimit(c.cfg.Conns))
 	idle := 3*progressEvery + n*5*time.Microsecond
 	last, lastCyc := c.totals()
 	stableSince := time.Now()
@@ -532,6 +553,12 @@ func (c *coord) totals() (recv, cycles uint64) {
 func (c *coord) noteRSS(v int64) { c.rssMax = max(c.rssMax, v) }
 
 // progress prints one status line to stderr.
+func (c *coord) stopProgress() {
+	if c.tick != nil {
+		c.tick.Stop()
+	}
+}
+
 func (c *coord) progress() {
 	now := time.Now()
 	var s Snapshot
