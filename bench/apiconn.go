@@ -101,6 +101,9 @@ var (
 // bytes (`{}` or an error), and a bigger one fails the trigger.
 const maxResponseBody = 1 << 20
 
+// maxResponseHead bounds the status line and headers of one answer.
+const maxResponseHead = 64 << 10
+
 // oobSize holds the one control message recvStamped asks for.
 var oobSize = unix.CmsgSpace(16) // struct timespec
 
@@ -279,7 +282,7 @@ func (a *apiConn) response() (status int, arrived time.Time, keep bool, err erro
 			return 0, arrived, false, err
 		}
 		head = bytes.Index(a.buf, []byte("\r\n\r\n"))
-		if head < 0 && len(a.buf) > 64<<10 {
+		if head < 0 && len(a.buf) > maxResponseHead {
 			return 0, arrived, false, errResponse
 		}
 	}

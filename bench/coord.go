@@ -70,11 +70,21 @@ func drainLimit(conns int) time.Duration {
 	return 10*time.Second + time.Duration(conns)*200*time.Microsecond
 }
 
+// connectLimit bounds the connect phase: the ramp, then the slowest
+// handshake's timeout, and 10 s for the workers to start and report.
+func connectLimit(cfg Config) time.Duration {
+	ramp := time.Duration(0)
+	if cfg.Ramp > 0 {
+		ramp = time.Duration(float64(cfg.Conns) / cfg.Ramp * float64(time.Second))
+	}
+	return ramp + cfg.ConnectTimeout + 10*time.Second
+}
+
 // runBudget is the deadline of a whole run: every phase at its own limit
 // (connecting, hold, publishing, drain, settle, results) plus a minute of
 // slack, so a slow but healthy run is never cut off while it reports.
-func runBudget(cfg Config, connect time.Duration) time.Duration {
-	return connect + cfg.Hold + 2*cfg.Duration + drainLimit(cfg.Conns) + cfg.Settle + reportWait + 60*time.Second
+func runBudget(cfg Config) time.Duration {
+	return connectLimit(cfg) + cfg.Hold + 2*cfg.Duration + drainLimit(cfg.Conns) + cfg.Settle + reportWait + 60*time.Second
 }
 
 // Run executes one scenario of cfg against the server and returns the
@@ -90,12 +100,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rampTime := time.Duration(0)
-	if cfg.Ramp > 0 {
-		rampTime = time.Duration(float64(cfg.Conns) / cfg.Ramp * float64(time.Second))
-	}
-	connectBudget := rampTime + cfg.ConnectTimeout + 10*time.Second
-	budget := runBudget(cfg, connectBudget)
+	budget := runBudget(cfg)
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 
@@ -125,7 +130,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	}
 
 	c.phase = "connect"
-	if err := c.pump(ctx, connectBudget, false, c.allReady); err != nil {
+	if err := c.pump(ctx, connectLimit(cfg), false, c.allReady); err != nil {
 		return nil, fmt.Errorf("bench: waiting for connections: %w", err)
 	}
 	readyAt := time.Now()
@@ -552,13 +557,14 @@ func (c *coord) totals() (recv, cycles uint64) {
 
 func (c *coord) noteRSS(v int64) { c.rssMax = max(c.rssMax, v) }
 
-// progress prints one status line to stderr.
+// stopProgress stops the progress line's ticker, if a pump started it.
 func (c *coord) stopProgress() {
 	if c.tick != nil {
 		c.tick.Stop()
 	}
 }
 
+// progress prints one status line to stderr.
 func (c *coord) progress() {
 	now := time.Now()
 	var s Snapshot

@@ -44,9 +44,8 @@ func TestRunBudgetCoversEveryPhase(t *testing.T) {
 		{Conns: 1_000_000, Ramp: 8000, ConnectTimeout: 300 * time.Second, Hold: 70 * time.Second, Duration: time.Second},
 		{Conns: 100, ConnectTimeout: 5 * time.Second, Duration: 400 * time.Millisecond, Settle: 2 * time.Second},
 	} {
-		connect := time.Duration(float64(cfg.Conns)/max(cfg.Ramp, 1)*float64(time.Second)) + cfg.ConnectTimeout
-		phases := connect + cfg.Hold + cfg.Duration + drainLimit(cfg.Conns) + cfg.Settle + reportWait
-		if got := runBudget(cfg, connect); got <= phases {
+		phases := connectLimit(cfg) + cfg.Hold + cfg.Duration + drainLimit(cfg.Conns) + cfg.Settle + reportWait
+		if got := runBudget(cfg); got <= phases {
 			t.Errorf("conns %d: budget %v, phases at their limits take %v", cfg.Conns, got, phases)
 		}
 	}

@@ -129,11 +129,11 @@ pidlist=$(IFS=,; echo "${server_pids[*]}")
 pids+=($!)
 
 # TCP trouble that costs time without costing CPU: a full accept queue
-# drops a SYN and its client waits a second before it tries again.
-tcp_counters() {
-  nstat -az 2>/dev/null | awk '$1 ~ /^TcpExt(ListenOverflows|ListenDrops|TCPSynRetrans|TCPTimeouts|TCPBacklogDrop)$/ {printf "%s=%s ", $1, $2}'
-}
-tcp0=$(tcp_counters)
+# drops a SYN and its client waits a second before it tries again. nstat
+# keeps the counters' values at the start in its history file and prints
+# the increase since then at the end.
+export NSTAT_HISTORY=$tmp/nstat.history
+nstat -n 2>/dev/null || true
 
 redis_ticks() { awk '{print $14 + $15}' "/proc/$redis_pid/stat"; }
 r0=$(redis_ticks)
@@ -165,14 +165,8 @@ awk -v hz="$hz" -v page="$page" -v rt=$((r1 - r0)) '
       (avail0 - min) / 1048576, avail0 / 1048576, min / 1048576
     if (t1 > t0) printf "redis-server: %.1f s CPU over the %d s run\n", rt / hz, t1 - t0
   }' "$tmp/samples"
-tcp1=$(tcp_counters)
-if [ -n "$tcp1" ]; then
-  awk -v a="$tcp0" -v b="$tcp1" 'BEGIN {
-    n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); was[kv[1]] = kv[2] }
-    n = split(b, y, " "); line = "tcp:"
-    for (i = 1; i <= n; i++) { split(y[i], kv, "="); k = kv[1]; sub(/^TcpExt/, "", k); line = line sprintf(" %s %d", k, kv[2] - was[kv[1]]) }
-    print line }'
-fi
+nstat -z TcpExtListenOverflows TcpExtListenDrops TcpExtTCPSynRetrans TcpExtTCPTimeouts TcpExtTCPBacklogDrop 2>/dev/null |
+  awk '/^TcpExt/ { sub(/^TcpExt/, "", $1); line = line " " $1 " " $2 } END { if (line != "") print "tcp:" line }' || true
 for i in $(seq "$nodes"); do
   if grep -qiE 'panic|fatal' "$tmp/node-$i.log"; then
     echo "bench-1m: server process $i logged:" >&2
