@@ -177,3 +177,33 @@ func TestAPIConnBodyBound(t *testing.T) {
 		t.Fatalf("read buffer grew to %d bytes", got)
 	}
 }
+
+// TestAPIConnHeadBound: an answer whose status line and headers fill
+// maxResponseHead bytes before their blank line is read; one whose head
+// runs past that without ending fails the trigger at once, not at the
+// deadline, and the read buffer stays near the bound.
+func TestAPIConnHeadBound(t *testing.T) {
+	const start = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Pad: "
+	fits := start + strings.Repeat("p", maxResponseHead-len(start)-4) + "\r\n\r\n"
+	endless := start + strings.Repeat("p", maxResponseHead+4096)
+	// The third reply is never asked for: it keeps the server reading,
+	// so the connection stays open after the endless head.
+	addr, bodies := scriptedServer(t, [][]string{{fits}, {endless}, {""}})
+	a := &apiConn{addr: addr}
+	defer a.close()
+	if status, _, err := a.post(addr, []byte("/x"), []byte("{}"), 5*time.Second); err != nil || status != 200 {
+		t.Fatalf("head of %d bytes: status %d, %v", len(fits), status, err)
+	}
+	<-bodies
+	began := time.Now()
+	if _, _, err := a.post(addr, []byte("/x"), []byte("{}"), 40*time.Second); err == nil {
+		t.Fatalf("a head of more than %d bytes was accepted", maxResponseHead)
+	}
+	if waited := time.Since(began); waited > 30*time.Second {
+		t.Fatalf("the endless head failed only after %v (the deadline)", waited)
+	}
+	<-bodies
+	if got := cap(a.buf); got > 4*maxResponseHead {
+		t.Fatalf("read buffer grew to %d bytes", got)
+	}
+}
