@@ -13,13 +13,17 @@ import (
 )
 
 // TestMain lets the test binary act as `reverb-bench worker`, so Run's
-// multi-process path (os.Executable + "worker") is tested for real.
+// multi-process path (os.Executable + "worker") is tested for real, and
+// as the echoing peer process of BenchmarkWakeRoundTrip.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "worker" {
 		if err := RunWorker(os.Stdin, os.Stdout); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	}
+	if len(os.Args) > 2 && os.Args[1] == "echo" {
+		runEcho(os.Args[2])
 	}
 	os.Exit(m.Run())
 }
