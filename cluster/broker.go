@@ -72,6 +72,10 @@ type Config struct {
 	// QueueSize is how many envelopes may wait for Redis; beyond that
 	// publishes are dropped and counted. Default 16384.
 	QueueSize int
+	// StateQueueSize is how many presence operations may wait for Redis;
+	// beyond that they are dropped and counted, and every presence channel
+	// is resynchronised once Redis answers again. Default 65536.
+	StateQueueSize int
 }
 
 const (
@@ -79,6 +83,10 @@ const (
 	defaultTimeout   = 5 * time.Second
 	defaultLiveness  = 3 * time.Second
 	defaultQueueSize = 16384
+	// defaultStateQueueSize: a presence operation is small (a channel, a
+	// user id and its JSON), so a Redis pause of several seconds under a
+	// join storm is absorbed before anything is dropped.
+	defaultStateQueueSize = 65536
 	// maxBatch caps one pipelined round trip of the publisher.
 	maxBatch = 256
 	// maxPooledBuf keeps one huge event from pinning memory in the pool.
@@ -101,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = defaultQueueSize
+	}
+	if c.StateQueueSize <= 0 {
+		c.StateQueueSize = defaultStateQueueSize
 	}
 	if c.NodeID == "" {
 		var b [8]byte
@@ -264,7 +275,8 @@ type Stats struct {
 	// Ignored counts messages that are not ours (unparseable, another
 	// version or type, a PHP Reverb envelope) or arrived before Attach.
 	Ignored uint64
-	// Dropped counts envelopes that never reached Redis: the queue was full
+	// Dropped counts envelopes that never reached Redis: the queue (or the
+	// state queue, for presence operations) was full
 	// (Redis slow or away), Redis refused them, or the connection failed
 	// with the batch possibly half sent (never retried, to avoid doubles).
 	Dropped uint64
@@ -393,7 +405,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		// several API requests may ask at once
 		query:   cfg.newClient("query", 4),
 		names:   names{prefix: cfg.Channel, node: cfg.NodeID, sharded: cfg.sharded()},
-		stateQ:  make(chan stateMsg, stateQueueSize),
+		stateQ:  make(chan stateMsg, cfg.StateQueueSize),
 		queue:   make(chan outMsg, cfg.QueueSize),
 		want:    make(map[chanKey]bool),
 		byName:  make(map[string][]chanKey),

@@ -62,9 +62,19 @@ func TestDeadNodeFieldsDroppedBySync(t *testing.T) {
 // nodes.
 func TestStateQueueOverflowResyncs(t *testing.T) {
 	// A long command timeout: the stalled batch must wait out the pause,
-	// not fail (a failed batch triggers a resync by itself).
+	// not fail (a failed batch triggers a resync by itself). A small state
+	// queue, so that overflowing it takes a few milliseconds however busy
+	// the machine is (65,536 changes under the race detector on a loaded
+	// box could outlast the pause).
 	const room = "presence-overflow"
-	r, a, b, _, b1 := presencePair(t, room, func(c *cluster.Config) { c.Timeout = 30 * time.Second })
+	const queue = 512
+	r, a, b, _, b1 := presencePair(t, room, func(c *cluster.Config) {
+		c.Timeout = 30 * time.Second
+		c.StateQueueSize = queue
+	})
+	if got := a.b.Metrics().StateQueueCapacity; got != queue {
+		t.Fatalf("state queue capacity %d, want %d", got, queue)
+	}
 	a2 := a.connect("a2")
 
 	// CLIENT PAUSE WRITE holds every EVAL and PUBLISH for 1.5 s; the
@@ -76,12 +86,12 @@ func TestStateQueueOverflowResyncs(t *testing.T) {
 		}
 	})
 	dropped := a.b.Stats().Dropped
-	for i := range 70_000 { // more than the queue (65,536) and one batch
+	for i := range queue + 2*256 { // more than the queue and one batch (maxBatch)
 		u := "flood-" + strconv.Itoa(i)
 		a.b.Presence(appID, "presence-flood", u, []byte(jsonString(u)), nil, true)
 	}
 	if a.b.Stats().Dropped == dropped {
-		t.Fatal("70,000 changes against a stalled Redis dropped nothing")
+		t.Fatalf("%d changes against a stalled Redis dropped nothing", queue+2*256)
 	}
 	dropped = a.b.Stats().Dropped
 	if got := a2.joinPresence(a.api, room, "cy", nil); !slices.Equal(got, []string{"ann", "bob", "cy"}) {
@@ -96,7 +106,8 @@ func TestStateQueueOverflowResyncs(t *testing.T) {
 		t.Fatalf("flooding and joining took %v, past the Redis pause; the test proves nothing", d)
 	}
 
-	// The flood drains (65,536 scripts), then the resync announces cy.
+	// The flood drains (a queue's worth of scripts), then the resync
+	// announces cy.
 	b1.expectMemberWithin("member_added", room, "cy", 15*time.Second)
 	b1.expectQuiet()
 	if got := b.users(room); !slices.Equal(got, []string{"ann", "bob", "cy"}) {

@@ -28,6 +28,10 @@ type Metrics struct {
 	// QueueLength and QueueCapacity are the envelopes waiting for Redis
 	// and how many may wait before publishes are dropped (Stats.Dropped).
 	QueueLength, QueueCapacity int
+	// StateQueueLength and StateQueueCapacity are the presence operations
+	// waiting for Redis and how many may wait before they are dropped
+	// (Stats.Dropped) and every presence channel is resynchronised.
+	StateQueueLength, StateQueueCapacity int
 	// Reconnects counts Redis connections (publisher, pub/sub, state) that
 	// were lost and came back.
 	Reconnects uint64
@@ -41,12 +45,14 @@ type Metrics struct {
 // Metrics returns the broker's figures. Any goroutine.
 func (b *Broker) Metrics() Metrics {
 	return Metrics{
-		Stats:         b.Stats(),
-		QueueLength:   len(b.queue),
-		QueueCapacity: cap(b.queue),
-		Reconnects:    b.pubState.restores.Load() + b.subState.restores.Load() + b.stateState.restores.Load(),
-		Connected:     b.subUp.Load(),
-		Latency:       b.metrics.latency.Snapshot(),
+		Stats:              b.Stats(),
+		QueueLength:        len(b.queue),
+		QueueCapacity:      cap(b.queue),
+		StateQueueLength:   len(b.stateQ),
+		StateQueueCapacity: cap(b.stateQ),
+		Reconnects:         b.pubState.restores.Load() + b.subState.restores.Load() + b.stateState.restores.Load(),
+		Connected:          b.subUp.Load(),
+		Latency:            b.metrics.latency.Snapshot(),
 	}
 }
 

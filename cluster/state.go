@@ -44,14 +44,8 @@ import (
 // own. Every operation sets a state rather than applying a difference, so a
 // batch cut by a connection failure is simply sent again.
 
-const (
-	// aliveTTL is how long a node's alive key outlives its last refresh.
-	aliveTTL = 5 * time.Second
-	// stateQueueSize bounds presence operations waiting for Redis; an
-	// overflow drops them and resynchronises every presence channel once
-	// Redis answers again.
-	stateQueueSize = 65536
-)
+// aliveTTL is how long a node's alive key outlives its last refresh.
+const aliveTTL = 5 * time.Second
 
 // opScript sets (ARGV[2] non-empty) or deletes this node's field ARGV[1] in
 // the presence hash KEYS[1] and publishes the presence envelope ARGV[4] on

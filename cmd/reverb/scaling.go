@@ -36,6 +36,8 @@ func clusterConfig(cfg *config.Config) cluster.Config {
 		TLS:              r.TLS,
 		Timeout:          r.Timeout,
 		Liveness:         r.Liveness,
+		QueueSize:        cfg.Scaling.QueueSize,
+		StateQueueSize:   cfg.Scaling.StateQueueSize,
 	}
 }
 

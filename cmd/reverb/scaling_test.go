@@ -37,9 +37,13 @@ func TestClusterConfigFromEnvironment(t *testing.T) {
 	)
 	got := clusterConfig(c)
 	want := cluster.Config{Channel: "fleet", Addr: "[::1]:7000", Username: "bob", Password: "p#ss", DB: 3, TLS: true,
-		Timeout: 2500 * time.Millisecond, Liveness: 3 * time.Second}
+		Timeout: 2500 * time.Millisecond, Liveness: 3 * time.Second, QueueSize: 16384, StateQueueSize: 65536}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("\n got %+v\nwant %+v", got, want)
+	}
+	c = loadScaling(t, "REVERB_SCALING_ENABLED=1", "REVERB_SCALING_QUEUE_SIZE=100", "REVERB_SCALING_STATE_QUEUE_SIZE=7")
+	if got := clusterConfig(c); got.QueueSize != 100 || got.StateQueueSize != 7 {
+		t.Fatalf("queue sizes: %+v", got)
 	}
 	c = loadScaling(t, "REVERB_SCALING_ENABLED=1", "REDIS_CLUSTER_NODES=10.0.0.1:7000, 10.0.0.2:7000", "REDIS_LIVENESS=1.5")
 	if got := clusterConfig(c); !reflect.DeepEqual(got.ClusterNodes, []string{"10.0.0.1:7000", "10.0.0.2:7000"}) || got.Liveness != 1500*time.Millisecond {
@@ -54,6 +58,8 @@ func TestClusterConfigFromEnvironment(t *testing.T) {
 		{"REDIS_CLUSTER_NODES=a:1", "REDIS_SENTINEL_NODES=b:2", "REDIS_SENTINEL_MASTER=m"},
 		{"REDIS_SENTINEL_NODES=b:2"},
 		{"REDIS_CLUSTER_NODES=no-port"},
+		{"REVERB_SCALING_QUEUE_SIZE=0"},
+		{"REVERB_SCALING_STATE_QUEUE_SIZE=many"},
 	} {
 		if _, err := config.LoadConfig(config.Flags{}, append(append([]string{"REVERB_SCALING_ENABLED=1"}, bad...), scalingAppEnv...)); err == nil {
 			t.Errorf("%v: accepted", bad)

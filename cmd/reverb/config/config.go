@@ -44,6 +44,8 @@ import (
 //	REVERB_METRICS_HOST              servers.reverb.metrics.host         127.0.0.1
 //	REVERB_METRICS_PORT              servers.reverb.metrics.port         9601
 //	REVERB_METRICS_TOKEN             servers.reverb.metrics.token        (none: no auth)
+//	REVERB_SCALING_QUEUE_SIZE        servers.reverb.scaling.queue_size   16384 envelopes waiting for Redis
+//	REVERB_SCALING_STATE_QUEUE_SIZE  servers.reverb.scaling.state_queue_size  65536 presence operations waiting
 //	(none)                           servers.reverb.scaling.server.scheme  "tls" = TLS to Redis
 //	REDIS_LIVENESS                   servers.reverb.scaling.server.liveness  3 s
 //	REDIS_CLUSTER_NODES              servers.reverb.scaling.server.cluster_nodes  none (Redis Cluster)
@@ -161,6 +163,12 @@ type ScalingConfig struct {
 	Enabled bool
 	Channel string // Redis pub/sub channel; default "reverb"
 	Redis   RedisConfig
+	// QueueSize bounds the envelopes waiting for Redis
+	// (REVERB_SCALING_QUEUE_SIZE); default 16384.
+	QueueSize int
+	// StateQueueSize bounds the presence operations waiting for Redis
+	// (REVERB_SCALING_STATE_QUEUE_SIZE); default 65536.
+	StateQueueSize int
 }
 
 // RedisConfig is servers.reverb.scaling.server after REDIS_URL (if any) has
@@ -205,6 +213,8 @@ const (
 	defaultRedisPort         = 6379
 	defaultRedisTimeout      = 60 * time.Second
 	defaultRedisLiveness     = 3 * time.Second
+	defaultScalingQueue      = 16384
+	defaultScalingStateQueue = 65536
 	defaultTimestampWindow   = 600 * time.Second
 	defaultMaxOutboundBuffer = 4 << 20
 	defaultMaxNodeBuffer     = 256 << 20
@@ -568,6 +578,10 @@ func (s *sources) scaling(sc *ScalingConfig) error {
 	add := func(e error) { errs = append(errs, e) }
 	var e error
 	sc.Channel, e = s.pick("REVERB_SCALING_CHANNEL", "scaling", "channel").nonEmpty(defaultScalingChannel)
+	add(e)
+	sc.QueueSize, e = s.pick("REVERB_SCALING_QUEUE_SIZE", "scaling", "queue_size").integer(defaultScalingQueue, 1)
+	add(e)
+	sc.StateQueueSize, e = s.pick("REVERB_SCALING_STATE_QUEUE_SIZE", "scaling", "state_queue_size").integer(defaultScalingStateQueue, 1)
 	add(e)
 	server := func(env, key string) setting { return s.pick(env, "scaling", "server", key) }
 	r := &sc.Redis

@@ -44,7 +44,7 @@ func TestDefaults(t *testing.T) {
 		Host:              "0.0.0.0",
 		Port:              8080,
 		MaxRequestSize:    10_000,
-		Scaling:           ScalingConfig{Channel: "reverb", Redis: RedisConfig{Host: "127.0.0.1", Port: 6379, Timeout: 60 * time.Second, Liveness: 3 * time.Second}},
+		Scaling:           ScalingConfig{Channel: "reverb", Redis: RedisConfig{Host: "127.0.0.1", Port: 6379, Timeout: 60 * time.Second, Liveness: 3 * time.Second}, QueueSize: 16384, StateQueueSize: 65536},
 		Metrics:           MetricsConfig{Host: "127.0.0.1", Port: 9601},
 		TimestampWindow:   600 * time.Second,
 		MaxOutboundBuffer: 4 << 20,
@@ -192,7 +192,7 @@ func TestServerEnvVars(t *testing.T) {
 		TLS:            TLSConfig{Cert: "/c.pem", Key: "/k.pem", Passphrase: "pw"},
 		Scaling: ScalingConfig{Enabled: true, Channel: "fleet", Redis: RedisConfig{
 			Host: "redis.internal", Port: 6380, Username: "bob", Password: "p#ss", DB: 3, Timeout: 2500 * time.Millisecond, Liveness: 3 * time.Second,
-		}},
+		}, QueueSize: 16384, StateQueueSize: 65536},
 		Metrics:               MetricsConfig{Host: "127.0.0.1", Port: 9601},
 		TimestampWindow:       0,
 		MaxOutboundBuffer:     65536,
@@ -267,8 +267,11 @@ func TestRedisURLWiring(t *testing.T) {
 	}
 
 	// The file's url wins over REDIS_URL, and its parts win over the file's fields.
-	p := writeFile(t, t.TempDir(), "r.yaml", "servers:\n  reverb:\n    scaling:\n      server:\n        url: redis://from-file\n        port: 7100\n        database: 4\n")
+	p := writeFile(t, t.TempDir(), "r.yaml", "servers:\n  reverb:\n    scaling:\n      queue_size: 50\n      state_queue_size: 60\n      server:\n        url: redis://from-file\n        port: 7100\n        database: 4\n")
 	c = mustLoad(t, Flags{ConfigFile: &p}, env...)
+	if c.Scaling.QueueSize != 50 || c.Scaling.StateQueueSize != 60 {
+		t.Fatalf("file queue sizes: %d, %d", c.Scaling.QueueSize, c.Scaling.StateQueueSize)
+	}
 	want = RedisConfig{Host: "from-file", Port: 7100, Username: "", Password: "", DB: 4, Timeout: time.Minute, Liveness: 3 * time.Second}
 	if !reflect.DeepEqual(c.Scaling.Redis, want) {
 		t.Fatalf("file url:\n got %+v\nwant %+v", c.Scaling.Redis, want)
@@ -797,6 +800,9 @@ func TestExampleFiles(t *testing.T) {
 		t.Fatalf("example: %+v", y)
 	}
 	chat, dash := y.Apps[0], y.Apps[1]
+	if y.Scaling.QueueSize != 16384 || y.Scaling.StateQueueSize != 65536 {
+		t.Errorf("example scaling queues: %+v", y.Scaling)
+	}
 	if y.HeadTimeout != 10*time.Second || y.MaxPendingConnections != 0 {
 		t.Errorf("example limits: head %v pending %d", y.HeadTimeout, y.MaxPendingConnections)
 	}

@@ -45,6 +45,8 @@ var (
 
 	dClusterQueue     = desc("cluster_publish_queue_length", "Envelopes waiting for Redis.")
 	dClusterQueueCap  = desc("cluster_publish_queue_capacity", "Envelopes that may wait for Redis before publishes are dropped.")
+	dClusterStateQ    = desc("cluster_state_queue_length", "Presence operations waiting for Redis.")
+	dClusterStateQCap = desc("cluster_state_queue_capacity", "Presence operations that may wait for Redis before they are dropped and presence is resynchronised.")
 	dClusterPublished = desc("cluster_published_total", "Envelopes Redis accepted from this node.")
 	dClusterReceived  = desc("cluster_received_total", "Envelopes of other nodes handed to this node's hub.")
 	dClusterDropped   = desc("cluster_dropped_total", "Envelopes that never reached Redis (queue full, refused, connection failed mid-batch).")
@@ -71,7 +73,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.m.broker != nil {
 		for _, d := range []*prometheus.Desc{
-			dClusterQueue, dClusterQueueCap, dClusterPublished, dClusterReceived, dClusterDropped,
+			dClusterQueue, dClusterQueueCap, dClusterStateQ, dClusterStateQCap, dClusterPublished, dClusterReceived, dClusterDropped,
 			dClusterReconn, dClusterUp, dClusterLatency, dClusterPeers,
 		} {
 			ch <- d
@@ -142,6 +144,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		bm := b.Metrics()
 		gauge(dClusterQueue, float64(bm.QueueLength))
 		gauge(dClusterQueueCap, float64(bm.QueueCapacity))
+		gauge(dClusterStateQ, float64(bm.StateQueueLength))
+		gauge(dClusterStateQCap, float64(bm.StateQueueCapacity))
 		counter(dClusterPublished, bm.Published)
 		counter(dClusterReceived, bm.Received)
 		counter(dClusterDropped, bm.Dropped)
