@@ -85,15 +85,30 @@ func TestStateQueueOverflowResyncs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	// Changes go in until one is dropped. The state goroutine may take its
+	// batch (up to maxBatch) out of the queue only after that, which would
+	// leave room for cy: so fill again until the queue has stayed full for
+	// 50 ms with a batch taken, which the goroutine then holds, stalled on
+	// the paused Redis, until the pause ends.
+	sent, dropped0 := 0, a.b.Stats().Dropped
+	for {
+		for d := a.b.Stats().Dropped; a.b.Stats().Dropped == d; sent++ {
+			if sent > 4*queue {
+				t.Fatalf("%d changes against a stalled Redis dropped nothing", sent)
+			}
+			u := "flood-" + strconv.Itoa(sent)
+			a.b.Presence(appID, "presence-flood", u, []byte(jsonString(u)), nil, true)
+		}
+		time.Sleep(50 * time.Millisecond)
+		queued := sent - int(a.b.Stats().Dropped-dropped0)
+		if n := a.b.Metrics().StateQueueLength; n == queue && queued > n {
+			break
+		}
+		if time.Since(paused) > time.Second {
+			t.Fatal("the state queue did not stay full")
+		}
+	}
 	dropped := a.b.Stats().Dropped
-	for i := range queue + 2*256 { // more than the queue and one batch (maxBatch)
-		u := "flood-" + strconv.Itoa(i)
-		a.b.Presence(appID, "presence-flood", u, []byte(jsonString(u)), nil, true)
-	}
-	if a.b.Stats().Dropped == dropped {
-		t.Fatalf("%d changes against a stalled Redis dropped nothing", queue+2*256)
-	}
-	dropped = a.b.Stats().Dropped
 	if got := a2.joinPresence(a.api, room, "cy", nil); !slices.Equal(got, []string{"ann", "bob", "cy"}) {
 		t.Fatalf("cy on A sees %v", got)
 	}
