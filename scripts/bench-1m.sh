@@ -145,7 +145,8 @@ coord_nice=()
 [ "$(id -u)" = 0 ] && coord_nice=(nice -n -5)
 status=0
 # The harness bounds itself (connect, hold, drain and report, each at its
-# limit); this outer bound only catches a hung harness.
+# limit: bench/coord.go runBudget); this outer bound only catches a hung
+# harness. conns / 5000 is the drain's 200 µs a socket (drainLimit).
 timeout $((hold + conns / ramp + connect_timeout + conns / 5000 + 300)) "${coord_nice[@]}" "$tmp/reverb-bench" fanout --worker-nice 0 --host 127.0.0.1 --port "$port" \
   --app-id 1 --key key --secret secret --server-pid "$pidlist" --conns "$conns" --channels 1 \
   --hold "${hold}s" --rate 1 --duration 1s --ramp "$ramp" --connect-timeout "${connect_timeout}s" --poll-gap "$gap" "$@" \
